@@ -1,0 +1,95 @@
+"""The FastAPI application factory and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from notify.auth.keys import SecretBox
+from notify.cache import listen_for_invalidations
+from notify.db import create_engine, create_sessionmaker
+from notify.errors import NotifyError, error_body
+from notify.http import JsonResponse
+from notify.inbox import streams
+from notify.notifications.router import router as notifications_router
+from notify.ops.router import router as ops_router
+from notify.redis import create_redis
+from notify.services.service import ServiceDirectory
+from notify.settings import Settings
+from notify.state import ApiState
+from notify.templates.service import TemplateDirectory
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for these settings; pools and clients live for the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.db, application_name="notify.api")
+        sessionmaker = create_sessionmaker(engine)
+        redis = create_redis(settings.redis, client_name="notify.api")
+        ttl = settings.api.cache_ttl_s
+        state = ApiState(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            services=ServiceDirectory(sessionmaker, SecretBox(settings.api.secret_key.get_secret_value()), ttl),
+            templates=TemplateDirectory(sessionmaker, ttl),
+        )
+        app.state.notify = state
+        try:
+            await streams.ensure_groups(redis)
+        except Exception as exc:  # Redis may be down at boot; the API answers 503 until it is back.
+            log.warning("notify.api.ensure_groups_failed", error=str(exc))
+        listener = asyncio.create_task(listen_for_invalidations(redis, state.invalidate))
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="notify",
+        version="0.1.0",
+        description="Email and SMS notifications, compatible with the GOV.UK Notify / GC Notify v2 API.",
+        lifespan=lifespan,
+        default_response_class=JsonResponse,
+    )
+    app.include_router(notifications_router)
+    app.include_router(ops_router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotifyError)
+    async def notify_error(_: Request, exc: NotifyError) -> JsonResponse:
+        return JsonResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
+        messages = [f"{' '.join(str(p) for p in e['loc'][1:])} {e['msg']}".strip() for e in exc.errors()]
+        return JsonResponse(error_body(400, [("ValidationError", m) for m in messages]), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JsonResponse:
+        error = "NoResultFound" if exc.status_code == 404 else "HTTPError"
+        return JsonResponse(error_body(exc.status_code, [(error, str(exc.detail))]), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, exc: Exception) -> JsonResponse:
+        log.exception("notify.api.unhandled_error", error_type=type(exc).__name__)
+        return JsonResponse(error_body(500, [("Exception", "Internal server error")]), status_code=500)

@@ -1,0 +1,88 @@
+"""In-process caches for the hot path, invalidated across processes through Redis pub/sub (DESIGN §2.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+
+INVALIDATION_CHANNEL = "notify:cache:invalidate"
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+log = structlog.get_logger(__name__)
+
+
+class TtlCache(Generic[K, V]):
+    """A dict whose entries expire after `ttl_s` seconds."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._data: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        """Return the live value for `key`, or None."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if expires < time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return value
+
+    def set(self, key: K, value: V) -> None:
+        """Store `value` until the TTL runs out."""
+        if len(self._data) >= self._max_entries:
+            self._data.clear()
+        self._data[key] = (time.monotonic() + self._ttl_s, value)
+
+    def discard(self, predicate: Callable[[K], bool]) -> None:
+        """Drop every entry whose key matches `predicate`."""
+        for key in [key for key in self._data if predicate(key)]:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._data.clear()
+
+
+async def publish_invalidation(redis: Redis, service_id: uuid.UUID) -> None:
+    """Tell every process to forget what it cached about a service (keys, templates, limits)."""
+    await redis.publish(INVALIDATION_CHANNEL, str(service_id))
+
+
+async def listen_for_invalidations(redis: Redis, on_invalidate: Callable[[uuid.UUID | None], None]) -> None:
+    """Call `on_invalidate(service_id)` for every invalidation message, until cancelled; reconnect on errors.
+
+    After each (re)subscription `on_invalidate(None)` clears everything, since messages published while the
+    connection was down are lost.
+    """
+    while True:
+        try:
+            async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(INVALIDATION_CHANNEL)
+                on_invalidate(None)
+                while True:
+                    # A bounded wait keeps an idle subscription below the client's socket timeout.
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
+                        continue
+                    data = message.get("data")
+                    if isinstance(data, bytes | str):
+                        try:
+                            on_invalidate(uuid.UUID(data.decode() if isinstance(data, bytes) else data))
+                        except ValueError:
+                            log.warning("notify.cache.bad_invalidation")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("notify.cache.listener_error", error=str(exc))
+            await asyncio.sleep(1.0)

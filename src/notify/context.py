@@ -1,0 +1,38 @@
+"""What every worker job gets: the process's pools, clients and settings, built once in arq `startup`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from notify.delivery.senders import EmailSender, FakeSender, SmsSender
+from notify.settings import Settings
+from notify.templates.service import TemplateVersions
+
+
+@dataclass
+class WorkerContext:
+    """Shared resources of one worker process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    queue: Any  # arq's ArqRedis: enqueue_job
+    email_sender: EmailSender
+    sms_sender: SmsSender
+    consumer: str
+    fake_sender: FakeSender = field(default_factory=FakeSender)
+    template_versions: TemplateVersions = field(default_factory=TemplateVersions)
+    send_semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(100))
+
+
+def from_ctx(ctx: dict[str, Any]) -> WorkerContext:
+    """Return the WorkerContext arq keeps in a job's `ctx`."""
+    context = ctx["notify"]
+    assert isinstance(context, WorkerContext)
+    return context

@@ -1,0 +1,71 @@
+"""SQLAlchemy base, engine and session factory."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from notify.settings import DbSettings, sqlalchemy_url
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class TimestampedMixin:
+    """`created_at` / `updated_at` columns set by the database."""
+
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def new_id() -> uuid.UUID:
+    """Return a new random UUID for a primary key."""
+    return uuid.uuid4()
+
+
+def create_engine(settings: DbSettings, application_name: str) -> AsyncEngine:
+    """Create the process's engine, labelled so `pg_stat_activity` shows who is connected."""
+    connect_args: dict[str, Any] = {
+        "server_settings": {"application_name": application_name},
+        "command_timeout": settings.command_timeout_s,
+    }
+    return create_async_engine(
+        sqlalchemy_url(settings.url),
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout_s,
+        pool_pre_ping=True,
+        echo=settings.echo,
+        connect_args=connect_args,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Create the session factory (`expire_on_commit=False`, STYLE)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Open a session, commit when the block succeeds, roll back when it raises."""
+    async with sessionmaker() as session, session.begin():
+        yield session

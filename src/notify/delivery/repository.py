@@ -1,0 +1,125 @@
+"""Set-based SQL for delivery: claim rows for sending, record outcomes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# `created → sending` in one statement: two workers can never both claim a row (DESIGN §2.2).
+_CLAIM = text(
+    """
+    UPDATE notifications AS n
+    SET status = 'sending', sending_started_at = now(), attempts = n.attempts + 1, updated_at = now()
+    FROM services AS s
+    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.status = 'created' AND n.notification_type = :notification_type
+      AND (n.scheduled_for IS NULL OR n.scheduled_for <= now())
+      AND s.id = n.service_id
+    RETURNING n.id, n.service_id, n.template_id, n.template_version, n.key_type, n."to", n.subject, n.body,
+              n.personalisation, n.sender, n.reply_to, n.created_at, n.attempts,
+              s.name AS service_name, s.email_from, s.sending_domain, s.sms_sender
+    """
+)
+
+_MARK_SENT = text(
+    """
+    UPDATE notifications AS n
+    SET reference = u.reference, sent_at = u.sent_at, sent_by = u.sent_by, status = u.status,
+        completed_at = CASE WHEN u.status IN ('sent', 'delivered') THEN u.sent_at ELSE n.completed_at END,
+        updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:references AS text[]), CAST(:sent_at AS timestamptz[]),
+                CAST(:sent_by AS text[]), CAST(:statuses AS text[])) AS u(id, reference, sent_at, sent_by, status)
+    WHERE n.id = u.id AND n.status = 'sending'
+    """
+)
+
+_MARK_FAILED = text(
+    """
+    UPDATE notifications AS n
+    SET status = 'technical-failure', provider_response = u.response, completed_at = now(), updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:responses AS text[])) AS u(id, response)
+    WHERE n.id = u.id AND n.status = 'sending'
+    """
+)
+
+_RELEASE = text(
+    """
+    UPDATE notifications AS n
+    SET status = 'created', sending_started_at = NULL, provider_response = u.response,
+        next_attempt_at = u.next_attempt_at, updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:responses AS text[]), CAST(:next_attempt_at AS timestamptz[]))
+         AS u(id, response, next_attempt_at)
+    WHERE n.id = u.id AND n.status = 'sending' AND n.reference IS NULL
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """A notification this worker now owns for sending."""
+
+    id: uuid.UUID
+    service_id: uuid.UUID
+    template_id: uuid.UUID
+    template_version: int
+    key_type: str
+    to: str
+    subject: str | None
+    body: str
+    personalisation: dict[str, Any] | None
+    sender: str | None
+    reply_to: str | None
+    created_at: datetime
+    attempts: int
+    service_name: str
+    email_from: str
+    sending_domain: str | None
+    sms_sender: str | None
+
+
+async def claim(session: AsyncSession, notification_type: str, ids: Sequence[uuid.UUID]) -> list[ClaimedRow]:
+    """Move the rows that are still `created` (and due) to `sending` and return them."""
+    result = await session.execute(_CLAIM, {"ids": list(ids), "notification_type": notification_type})
+    return [ClaimedRow(**row._mapping) for row in result]
+
+
+async def mark_sent(session: AsyncSession, sent: Sequence[tuple[uuid.UUID, str, datetime, str, str]]) -> None:
+    """Record `(id, provider reference, sent_at, sent_by, new status)` for each sent notification."""
+    if not sent:
+        return
+    await session.execute(
+        _MARK_SENT,
+        {
+            "ids": [row[0] for row in sent],
+            "references": [row[1] for row in sent],
+            "sent_at": [row[2] for row in sent],
+            "sent_by": [row[3] for row in sent],
+            "statuses": [row[4] for row in sent],
+        },
+    )
+
+
+async def mark_failed(session: AsyncSession, failed: Sequence[tuple[uuid.UUID, str]]) -> None:
+    """Set `technical-failure` with the provider's reason for each `(id, reason)`."""
+    if not failed:
+        return
+    await session.execute(_MARK_FAILED, {"ids": [row[0] for row in failed], "responses": [row[1] for row in failed]})
+
+
+async def release(session: AsyncSession, released: Sequence[tuple[uuid.UUID, str, datetime]]) -> None:
+    """Put `(id, reason, next attempt)` back to `created` so a retry can claim them again."""
+    if not released:
+        return
+    await session.execute(
+        _RELEASE,
+        {
+            "ids": [row[0] for row in released],
+            "responses": [row[1] for row in released],
+            "next_attempt_at": [row[2] for row in released],
+        },
+    )

@@ -1,0 +1,167 @@
+"""Accept a notification on the hot path: validate, render, XADD (DESIGN §2.1). No PostgreSQL when warm."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import redis.exceptions
+import structlog
+
+from notify.auth.service import Caller
+from notify.errors import BadRequestError, ServiceUnavailableError
+from notify.inbox import streams
+from notify.inbox.schemas import InboxEntry
+from notify.notifications import validation
+from notify.notifications.schemas import (
+    EmailContent,
+    PostEmailRequest,
+    PostNotificationResponse,
+    PostSmsRequest,
+    SmsContent,
+    TemplateRef,
+)
+from notify.state import ApiState
+from notify.templates import rendering
+from notify.templates.service import TemplateSnapshot
+
+log = structlog.get_logger(__name__)
+
+_TYPE_NAMES = {"email": "email", "sms": "text message"}
+
+
+async def _template(state: ApiState, caller: Caller, template_id: str, notification_type: str) -> TemplateSnapshot:
+    template = await state.templates.get(caller.service.id, validation.check_uuid("template_id", template_id))
+    if template is None:
+        raise BadRequestError("Template not found")
+    if template.archived:
+        raise BadRequestError(f"Template {template.id} has been deleted")
+    if template.template_type != notification_type:
+        raise BadRequestError(f"{template.template_type} template is not suitable for {notification_type} notification")
+    return template
+
+
+def _missing(template: TemplateSnapshot, exc: rendering.MissingPersonalisationError) -> BadRequestError:
+    return BadRequestError(f"Missing personalisation for template ID {template.id}: {', '.join(exc.names)}")
+
+
+def _uri(base_url: str, path: str) -> str:
+    return base_url.rstrip("/") + path
+
+
+async def _publish(state: ApiState, entry: InboxEntry) -> None:
+    try:
+        await streams.publish(state.redis, entry)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        log.error("notify.api.redis_unavailable", error=type(exc).__name__)
+        raise ServiceUnavailableError(
+            "Service temporarily unavailable, the notification was not accepted: try again",
+            retry_after_s=state.settings.redis.retry_after_s,
+        ) from exc
+
+
+def _response(
+    base_url: str, entry: InboxEntry, template: TemplateSnapshot, content: EmailContent | SmsContent
+) -> PostNotificationResponse:
+    return PostNotificationResponse(
+        id=str(entry.id),
+        reference=entry.client_reference,
+        uri=_uri(base_url, f"/v2/notifications/{entry.id}"),
+        template=TemplateRef(
+            id=str(template.id),
+            version=template.version,
+            uri=_uri(base_url, f"/services/{template.service_id}/templates/{template.id}"),
+        ),
+        content=content,
+        scheduled_for=entry.scheduled_for.isoformat() if entry.scheduled_for else None,
+    )
+
+
+async def accept_email(
+    state: ApiState, caller: Caller, request: PostEmailRequest, base_url: str
+) -> PostNotificationResponse:
+    """Validate, render and enqueue one email; return the 201 body."""
+    now = datetime.now(UTC)
+    normalised = validation.check_email(request.email_address)
+    scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
+    validation.check_personalisation_size(request.personalisation, state.settings.limits.personalisation_max_bytes)
+    template = await _template(state, caller, request.template_id, "email")
+    if request.email_reply_to_id is not None:
+        reply_to_id = validation.check_uuid("email_reply_to_id", request.email_reply_to_id)
+        raise BadRequestError(
+            f"email_reply_to_id {reply_to_id} does not exist in database for service id {caller.service.id}"
+        )
+    try:
+        subject, body = rendering.fill_email(template.subject or "", template.content, request.personalisation or {})
+    except rendering.MissingPersonalisationError as exc:
+        raise _missing(template, exc) from exc
+    if not body.strip():
+        raise BadRequestError("Message is empty or just whitespace")
+    entry = InboxEntry(
+        id=uuid.uuid4(),
+        service_id=caller.service.id,
+        template_id=template.id,
+        template_version=template.version,
+        api_key_id=caller.key.id,
+        key_type=caller.key.key_type,
+        notification_type="email",
+        lane=template.process_type,
+        to=request.email_address.strip(),
+        normalised_to=normalised,
+        personalisation=request.personalisation,
+        subject=subject,
+        body=body,
+        client_reference=request.reference,
+        created_at=now,
+        scheduled_for=scheduled_for,
+    )
+    await _publish(state, entry)
+    from_email = caller.service.from_email(state.settings.aws.email_domain)
+    content = EmailContent(subject=subject, body=body, from_email=from_email)
+    return _response(base_url, entry, template, content)
+
+
+async def accept_sms(
+    state: ApiState, caller: Caller, request: PostSmsRequest, base_url: str
+) -> PostNotificationResponse:
+    """Validate, render and enqueue one text message; return the 201 body."""
+    now = datetime.now(UTC)
+    normalised = validation.check_phone(request.phone_number)
+    scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
+    validation.check_personalisation_size(request.personalisation, state.settings.limits.personalisation_max_bytes)
+    template = await _template(state, caller, request.template_id, "sms")
+    if request.sms_sender_id is not None:
+        sender_id = validation.check_uuid("sms_sender_id", request.sms_sender_id)
+        raise BadRequestError(
+            f"sms_sender_id {sender_id} does not exist in database for service id {caller.service.id}"
+        )
+    try:
+        rendered = rendering.render_sms(template.content, request.personalisation or {})
+    except rendering.MissingPersonalisationError as exc:
+        raise _missing(template, exc) from exc
+    if not rendered.body.strip():
+        raise BadRequestError("Message is empty or just whitespace")
+    limit = state.settings.limits.sms_max_chars
+    if rendered.character_count > limit:
+        raise BadRequestError(f"Content for template has a character count greater than the limit of {limit}")
+    sender = caller.service.sms_sender or state.settings.aws.sms_sender_id
+    entry = InboxEntry(
+        id=uuid.uuid4(),
+        service_id=caller.service.id,
+        template_id=template.id,
+        template_version=template.version,
+        api_key_id=caller.key.id,
+        key_type=caller.key.key_type,
+        notification_type="sms",
+        lane=template.process_type,
+        to=request.phone_number.strip(),
+        normalised_to=normalised,
+        personalisation=request.personalisation,
+        body=rendered.body,
+        client_reference=request.reference,
+        sender=sender,
+        created_at=now,
+        scheduled_for=scheduled_for,
+    )
+    await _publish(state, entry)
+    return _response(base_url, entry, template, SmsContent(body=rendered.body, from_number=sender))

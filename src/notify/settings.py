@@ -1,0 +1,178 @@
+"""One validated Settings object, read from the environment and `.env` (DESIGN §6, §11)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Standard variables users and tools already know, mapped onto the nested groups (DESIGN §11).
+STANDARD_VARIABLES: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("db", "url"),
+    "REDIS_URL": ("redis", "url"),
+    "AWS_REGION": ("aws", "region"),
+    "AWS_ENDPOINT_URL": ("aws", "endpoint_url"),
+    "SENTRY_DSN": ("sentry", "dsn"),
+}
+
+
+class DbSettings(BaseModel):
+    """PostgreSQL connection and pool."""
+
+    url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/notify"
+    pool_size: int = 10
+    max_overflow: int = 5
+    pool_timeout_s: float = 10.0
+    command_timeout_s: float = 30.0
+    echo: bool = False
+
+
+class RedisSettings(BaseModel):
+    """Redis connection (streams, arq queue, limits, caches)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    max_connections: int = 200
+    socket_timeout_s: float = 5.0
+    retry_after_s: int = 5
+
+
+class AwsSettings(BaseModel):
+    """Amazon SES v2 / SNS / SQS / S3."""
+
+    region: str = "eu-west-2"
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    ses_configuration_set: str | None = None
+    email_domain: str = "notify.example.com"
+    sms_sender_id: str | None = None
+    max_pool_connections: int = 100
+    send_concurrency: int = 100
+    send_timeout_s: float = 15.0
+    connect_timeout_s: float = 5.0
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    base_url: str = "http://localhost:8000"
+    secret_key: SecretStr = SecretStr("change-me-in-production-please-32-bytes-min")
+    admin_token: SecretStr | None = None
+    cache_ttl_s: float = 30.0
+    jwt_leeway_s: int = 30
+    page_size: int = 250
+
+
+class WorkerSettings(BaseModel):
+    """The arq worker, its batches and its recovery timings (plain seconds so drills can shrink them)."""
+
+    batch_size: int = 500
+    batch_wait_ms: int = 30
+    beat_interval_s: float = 1.0
+    poll_delay_s: float = 0.05
+    max_jobs: int = 8
+    job_timeout_s: int = 300
+    inflight_timeout_s: int = 60
+    replay_after_s: int = 600
+    send_lease_s: int = 600
+    job_stall_after_s: int = 300
+    max_save_attempts: int = 5
+    retry_budget_s: int = 14_400
+    retry_base_delay_s: float = 10.0
+    retry_max_delay_s: float = 900.0
+    metrics_port: int | None = None
+
+
+class LimitsSettings(BaseModel):
+    """Defaults for per-service limits (DESIGN §4.4)."""
+
+    rate_limit: int = 1000
+    rate_interval_s: int = 60
+    email_daily_limit: int = 250_000
+    sms_daily_limit: int = 250_000
+    personalisation_max_bytes: int = 51_200
+    sms_max_chars: int = 612
+
+
+class SentrySettings(BaseModel):
+    """Error reporting."""
+
+    dsn: str | None = None
+    environment: str = "development"
+
+
+class Settings(BaseSettings):
+    """Every setting of a notify process; build once at the entry point and pass down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFY_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: str = "development"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    log_level: str = "INFO"
+    db: DbSettings = DbSettings()
+    redis: RedisSettings = RedisSettings()
+    aws: AwsSettings = AwsSettings()
+    api: ApiSettings = ApiSettings()
+    worker: WorkerSettings = WorkerSettings()
+    limits: LimitsSettings = LimitsSettings()
+    sentry: SentrySettings = SentrySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Let `NOTIFY_*` win over the standard names, and both over `.env`."""
+        return (
+            init_settings,
+            env_settings,
+            StandardVariablesSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+
+class StandardVariablesSource(PydanticBaseSettingsSource):
+    """Read DATABASE_URL, REDIS_URL, AWS_REGION, AWS_ENDPOINT_URL and SENTRY_DSN into their groups."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: this source maps whole variables in `__call__`."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """Return the nested values found in the environment and the dotenv file."""
+        env_file = self.config.get("env_file")
+        values: dict[str, str | None] = {}
+        if isinstance(env_file, str) and Path(env_file).is_file():
+            values.update(dotenv_values(env_file))
+        values.update(os.environ)
+        found: dict[str, Any] = {}
+        for variable, (group, field) in STANDARD_VARIABLES.items():
+            value = values.get(variable)
+            if value:
+                found.setdefault(group, {})[field] = value
+        return found
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Return `url` with the asyncpg driver, accepting plain `postgres://` / `postgresql://` URLs."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+asyncpg://" + url[len(scheme) :]
+    return url

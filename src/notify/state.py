@@ -1,0 +1,32 @@
+"""What every API request can reach: the process's pools, caches and settings, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from notify.services.service import ServiceDirectory
+from notify.settings import Settings
+from notify.templates.service import TemplateDirectory
+
+
+@dataclass
+class ApiState:
+    """Shared resources of one API process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    services: ServiceDirectory
+    templates: TemplateDirectory
+
+    def invalidate(self, service_id: object) -> None:
+        """Forget cached service and template data (None: everything)."""
+        import uuid
+
+        sid = service_id if isinstance(service_id, uuid.UUID) else None
+        self.services.invalidate(sid)
+        self.templates.invalidate(sid)

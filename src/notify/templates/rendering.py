@@ -1,0 +1,313 @@
+"""Pure template rendering: placeholders, conditionals, Markdown email bodies and SMS length maths.
+
+Data in, rendered message out: no I/O, no settings, no clock. This runs once per POST, so the regexes and
+the Markdown parser are built once at import. Parsing Markdown costs over ten times as much as filling
+placeholders, so the POST path, which returns only the Markdown source, can call `fill_email`; `render_email`
+parses each body once and produces both HTML and plain text from the same tokens.
+"""
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+Personalisation = Mapping[str, object]
+SmsEncoding = Literal["GSM-7", "UCS-2"]
+_Mode = Literal["subject", "markdown", "html", "sms"]
+
+# Same pattern as GC Notify (notifications_utils.field.Field): non-greedy, and the lookahead makes
+# "(((colour)))" the placeholder "colour" wrapped in literal parentheses.
+_PLACEHOLDER_RE: Final = re.compile(r"\({2}(?!\()([\s\S]+?)\){2}")
+_NAME_NOISE: Final = str.maketrans("", "", " _-\t\n\r\f\v")
+# GC Notify's str2bool list, which includes the French words its bilingual services use.
+_TRUE_WORDS: Final = frozenset({"yes", "y", "true", "t", "1", "include", "show", "oui", "vrai", "inclure", "afficher"})
+_SUBJECT_BREAK_RE: Final = re.compile(r"\s*[\r\n]\s*")
+_SMS_NEWLINE_RE: Final = re.compile(r"\r\n?")
+
+# GSM 03.38 default alphabet (without ESC, 0x1B) and the characters reached through ESC, which cost 2.
+_GSM7_BASIC: Final = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION: Final = "\f^{}\\[~]|€"
+_NON_GSM7_RE: Final = re.compile(f"[^{re.escape(_GSM7_BASIC + _GSM7_EXTENSION)}]")
+_SMS_LIMITS: Final[dict[SmsEncoding, tuple[int, int]]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
+
+# Raw HTML in templates or values is escaped, never passed through; GC turns single newlines into <br>.
+_MARKDOWN: Final = MarkdownIt("commonmark", {"html": False, "breaks": True})
+_RULE: Final = "-" * 40
+
+
+class MissingPersonalisationError(ValueError):
+    """Personalisation lacks a value for one or more required placeholders."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        super().__init__(f"Missing personalisation: {', '.join(self.names)}")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """An email with its personalisation filled in."""
+
+    subject: str
+    body: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedSms:
+    """A text message with its personalisation filled in, and what it costs to send."""
+
+    body: str
+    encoding: SmsEncoding
+    character_count: int
+    fragment_count: int
+
+
+def normalise_placeholder(name: str) -> str:
+    """Return the key a placeholder or personalisation name is matched by."""
+    return name.translate(_NAME_NOISE).lower()
+
+
+def placeholders(*texts: str) -> list[str]:
+    """List the placeholder names in the texts, once each, in order of first appearance."""
+    seen: dict[str, str] = {}
+    for text in texts:
+        for match in _PLACEHOLDER_RE.finditer(text):
+            name = match.group(1).partition("??")[0].strip()
+            key = normalise_placeholder(name)
+            if key and key not in seen:
+                seen[key] = name
+    return list(seen.values())
+
+
+def missing_personalisation(personalisation: Personalisation, *texts: str) -> list[str]:
+    """List the required placeholders in the texts that have no value in the personalisation."""
+    return _missing(_by_key(personalisation), texts)
+
+
+def fill_email(subject: str, content: str, personalisation: Personalisation) -> tuple[str, str]:
+    """Return the filled subject and Markdown body, without rendering HTML or plain text."""
+    return _fill_email(subject, content, _by_key(personalisation))
+
+
+def render_email(subject: str, content: str, personalisation: Personalisation) -> RenderedEmail:
+    """Fill an email template and render its Markdown body to HTML and plain text."""
+    values = _by_key(personalisation)
+    filled_subject, body = _fill_email(subject, content, values)
+    # Escaping "&" keeps a value such as "&lt;" literal instead of letting Markdown decode it as an entity.
+    source = _fill(content, values, "html") if "&" in body else body
+    tokens = _MARKDOWN.parse(source)
+    html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
+    return RenderedEmail(subject=filled_subject, body=body, html=html, text=_plain_text(tokens))
+
+
+def render_sms(content: str, personalisation: Personalisation, prefix: str | None = None) -> RenderedSms:
+    """Fill an SMS template, add the sender prefix and count its characters and fragments."""
+    values = _by_key(personalisation)
+    missing = _missing(values, (content,))
+    if missing:
+        raise MissingPersonalisationError(missing)
+    body = _fill(_SMS_NEWLINE_RE.sub("\n", content), values, "sms").strip()
+    if prefix:
+        body = f"{prefix}: {body}"
+    encoding = sms_encoding(body)
+    if encoding == "GSM-7":
+        count = len(body) + sum(map(body.count, _GSM7_EXTENSION))
+    else:
+        # Characters outside the Basic Multilingual Plane (most emoji) take two UTF-16 code units.
+        count = len(body.encode("utf-16-le")) // 2
+    single, part = _SMS_LIMITS[encoding]
+    fragments = 1 if count <= single else math.ceil(count / part)
+    return RenderedSms(body=body, encoding=encoding, character_count=count, fragment_count=fragments)
+
+
+def sms_encoding(text: str) -> SmsEncoding:
+    """Return the encoding a text message needs: GSM-7 when every character is in GSM 03.38, else UCS-2."""
+    return "UCS-2" if _NON_GSM7_RE.search(text) else "GSM-7"
+
+
+def _by_key(personalisation: Personalisation) -> dict[str, object]:
+    return {normalise_placeholder(key): value for key, value in personalisation.items()}
+
+
+def _fill_email(subject: str, content: str, values: Mapping[str, object]) -> tuple[str, str]:
+    missing = _missing(values, (subject, content))
+    if missing:
+        raise MissingPersonalisationError(missing)
+    filled_subject = _SUBJECT_BREAK_RE.sub(" ", _fill(subject, values, "subject")).strip()
+    return filled_subject, _fill(content, values, "markdown")
+
+
+def _missing(values: Mapping[str, object], texts: Sequence[str]) -> list[str]:
+    names: dict[str, str] = {}
+    required: set[str] = set()
+    for text in texts:
+        for match in _PLACEHOLDER_RE.finditer(text):
+            name, conditional, _ = match.group(1).partition("??")
+            name = name.strip()
+            key = normalise_placeholder(name)
+            if not key:
+                continue
+            names.setdefault(key, name)
+            if not conditional:
+                required.add(key)
+    return [name for key, name in names.items() if key in required and values.get(key) is None]
+
+
+def _fill(text: str, values: Mapping[str, object], mode: _Mode) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, conditional, conditional_text = match.group(1).partition("??")
+        key = normalise_placeholder(name)
+        if not key:
+            return match.group(0)
+        value = values.get(key)
+        if conditional:
+            return conditional_text if _is_true(value) else ""
+        return _format_value(value, mode, text, match.start(), match.end())
+
+    return _PLACEHOLDER_RE.sub(replace, text)
+
+
+def _is_true(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE_WORDS
+    if isinstance(value, list | tuple):
+        return any(_is_true(item) for item in value)
+    return False
+
+
+def _scalar(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _format_value(value: object, mode: _Mode, text: str, start: int, end: int) -> str:
+    if not isinstance(value, list | tuple):
+        rendered = _scalar(value)
+        return rendered.replace("&", "&amp;") if mode == "html" else rendered
+    items = [item for item in map(_scalar, value) if item.strip()]
+    if mode == "subject":
+        return ", ".join(items)
+    if mode == "sms":
+        return _as_block(text, start, end, "\n".join(f"• {item}" for item in items), 1)
+    lines = "\n".join(f"* {item}" for item in items)
+    return _as_block(text, start, end, lines.replace("&", "&amp;") if mode == "html" else lines, 2)
+
+
+def _as_block(text: str, start: int, end: int, block: str, newlines: int) -> str:
+    """Put a list on its own lines, `newlines` apart from the text around the placeholder."""
+    if not block:
+        return ""
+    before = _newlines_next_to(text, start - 1, -1)
+    after = _newlines_next_to(text, end, 1)
+    lead = "" if before is None else "\n" * max(0, newlines - before)
+    trail = "" if after is None else "\n" * max(0, newlines - after)
+    return f"{lead}{block}{trail}"
+
+
+def _newlines_next_to(text: str, index: int, step: int) -> int | None:
+    """Count the newlines between index and the nearest visible character; None if there is none."""
+    count = 0
+    while 0 <= index < len(text):
+        char = text[index]
+        if char == "\n":
+            count += 1
+        elif char not in " \t\r":
+            return count
+        index += step
+    return None
+
+
+@dataclass(slots=True)
+class _ListLevel:
+    ordered: bool
+    number: int
+    lead: str
+    marker: str = ""
+    started: bool = False
+
+    def open_item(self) -> None:
+        self.marker = f"{self.number}. " if self.ordered else "• "
+        self.number += 1
+        self.started = False
+
+    @property
+    def hang(self) -> str:
+        return self.lead + " " * len(self.marker)
+
+    def format(self, block: str) -> str:
+        first = self.hang if self.started else self.lead + self.marker
+        self.started = True
+        return first + block.replace("\n", "\n" + self.hang)
+
+
+def _plain_text(tokens: Sequence[Token]) -> str:
+    """Render parsed Markdown as readable plain text for the text/plain part of an email."""
+    blocks: list[tuple[str, bool]] = []
+    levels: list[_ListLevel] = []
+    for token in tokens:
+        kind = token.type
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            lead = levels[-1].hang if levels else ""
+            start = token.attrGet("start")
+            levels.append(_ListLevel(kind == "ordered_list_open", int(start or 1), lead))
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            levels.pop()
+        elif kind == "list_item_open":
+            levels[-1].open_item()
+        elif kind in ("inline", "fence", "code_block", "hr"):
+            block = _block_text(token)
+            if levels:
+                blocks.append((levels[-1].format(block), True))
+            elif block:
+                blocks.append((block, False))
+    parts: list[str] = []
+    previous_in_list = False
+    for block, in_list in blocks:
+        if parts:
+            parts.append("\n" if in_list and previous_in_list else "\n\n")
+        parts.append(block)
+        previous_in_list = in_list
+    return "".join(parts)
+
+
+def _block_text(token: Token) -> str:
+    if token.type == "inline":
+        return _inline_text(token.children or [])
+    if token.type == "hr":
+        return _RULE
+    return token.content.rstrip("\n")
+
+
+def _inline_text(children: Sequence[Token]) -> str:
+    parts: list[str] = []
+    links: list[tuple[int, str]] = []
+    for child in children:
+        kind = child.type
+        if kind in ("text", "code_inline", "image"):
+            parts.append(child.content)
+        elif kind in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif kind == "link_open":
+            links.append((len(parts), str(child.attrGet("href") or "")))
+        elif kind == "link_close" and links:
+            start, href = links.pop()
+            parts.append(_link_suffix("".join(parts[start:]), href))
+    return "".join(parts)
+
+
+def _link_suffix(label: str, href: str) -> str:
+    """Say where a link goes, unless its text already does (autolinks, bare email addresses)."""
+    if not href or href in (label, f"mailto:{label}"):
+        return ""
+    return f": {href}" if label.strip() else href
