@@ -260,3 +260,7 @@ def template_update(
 def main() -> None:
     """Entry point of the `notify` script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

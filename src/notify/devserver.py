@@ -198,7 +198,7 @@ async def _serve(settings: Settings, port: int, with_worker: bool, ready: Callab
         loop.add_signal_handler(sig, stop.set)
     server_task = asyncio.create_task(server.serve())
     worker_task = asyncio.create_task(worker.async_run()) if worker else None
-    while not server.started and not server_task.done():
+    while not server.started and not server_task.done():  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.05)
     if server_task.done():
         await server_task  # it failed to start (port taken?): show why
