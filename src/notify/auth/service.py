@@ -7,8 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import jwt
-
+from notify.auth import tokens
 from notify.auth.keys import parse_key
 from notify.errors import AuthError
 from notify.services.context import KeyContext, ServiceContext
@@ -53,33 +52,32 @@ async def _active_service(service_id: uuid.UUID, services: ServiceDirectory) -> 
 
 async def _authenticate_jwt(token: str, services: ServiceDirectory, leeway_s: int) -> Caller:
     try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+        parsed = tokens.parse(token)
+    except tokens.InvalidTokenError as exc:
         raise AuthError("Invalid token: signature, api token is not valid") from exc
-    if header.get("alg") != "HS256":
+    if parsed.header.get("alg") != "HS256":
         raise AuthError("Invalid token: algorithm used is not HS256")
+    claims = parsed.claims
     issuer = claims.get("iss")
     if not issuer:
         raise AuthError("Invalid token: iss field not provided")
     issued_at = claims.get("iat")
-    if not isinstance(issued_at, int | float):
+    if not isinstance(issued_at, int | float) or isinstance(issued_at, bool):
         raise AuthError("Invalid token: iat field not provided")
-    if abs(time.time() - issued_at) > leeway_s:
+    now = time.time()
+    if abs(now - issued_at) > leeway_s:
         raise AuthError(f"Error: Your system clock must be accurate to within {leeway_s} seconds")
+    expires = claims.get("exp")
+    if expires is not None and (not isinstance(expires, int | float) or now > expires + leeway_s):
+        raise AuthError("Invalid token: expired, check that your system clock is accurate")
     try:
         service_id = uuid.UUID(str(issuer))
     except ValueError as exc:
         raise AuthError("Invalid token: service id is not the right data type") from exc
     service = await _active_service(service_id, services)
     for key in service.keys:
-        try:
-            jwt.decode(token, key.secret, algorithms=["HS256"], options={"verify_iat": False})
-        except jwt.InvalidSignatureError:
-            continue
-        except jwt.PyJWTError as exc:
-            raise AuthError("Invalid token: signature, api token is not valid") from exc
-        return Caller(service=service, key=key)
+        if parsed.signed_with(key.secret):
+            return Caller(service=service, key=key)
     raise AuthError("Invalid token: API key not found")
 
 
