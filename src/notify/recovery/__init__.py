@@ -1,0 +1,1 @@
+"""Recovery jobs: in-flight-to-inbox, replay-created-notifications, timeout-notifications, dead letters."""
