@@ -1,0 +1,1 @@
+"""Status callbacks to the services' own endpoints (DESIGN §2.6)."""

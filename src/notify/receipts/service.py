@@ -1,0 +1,167 @@
+"""Apply receipts and drain the receipt queues (DESIGN §2.5), and delete expired notifications (§2.3)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from notify.callbacks import service as callback_service
+from notify.context import WorkerContext
+from notify.db import transaction
+from notify.receipts import repository
+from notify.receipts.parsing import MalformedReceiptError, Receipt
+from notify.receipts.schemas import Applied, ComplaintReceipt, StatusReceipt
+
+log = structlog.get_logger(__name__)
+
+Parser = Callable[[str], Receipt | None]
+
+
+@dataclass
+class PollStats:
+    """What one poller run did."""
+
+    received: int = 0
+    applied: int = 0
+    deleted: int = 0
+    unknown: int = 0
+    malformed: int = 0
+    applied_ids: list[Applied] = field(default_factory=list)
+
+
+async def apply_receipts(
+    app: WorkerContext, receipts: Sequence[StatusReceipt], complaints: Sequence[ComplaintReceipt] = ()
+) -> tuple[set[str], list[Applied]]:
+    """Apply status receipts and complaints in one transaction; return the known references and what changed.
+
+    Callbacks for the changed notifications are enqueued after the commit.
+    """
+    references = [r.reference for r in receipts] + [c.reference for c in complaints]
+    async with transaction(app.sessionmaker) as session:
+        known = await repository.known_references(session, references)
+        applied = await repository.apply_statuses(session, _strongest(receipts))
+        await repository.insert_complaints(session, complaints)
+    await callback_service.enqueue_delivery_status(app, applied)
+    return known, applied
+
+
+def _strongest(receipts: Sequence[StatusReceipt]) -> list[StatusReceipt]:
+    """Keep one receipt per reference (a failure beats a delivery): UPDATE … FROM needs one source row per target."""
+    best: dict[str, StatusReceipt] = {}
+    for receipt in receipts:
+        current = best.get(receipt.reference)
+        if current is None or receipt.rank > current.rank:
+            best[receipt.reference] = receipt
+    return list(best.values())
+
+
+async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
+    """Receive from `queue_name` until it is empty, the time budget is spent or only retried messages come back."""
+    aws = app.settings.aws
+    sqs = app.sqs
+    queue_url = (await sqs.get_queue_url(QueueName=queue_name))["QueueUrl"]
+    deadline = time.monotonic() + aws.receipt_poll_budget_s
+    stats = PollStats()
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        response = await sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=aws.receipt_wait_time_s,
+            VisibilityTimeout=aws.receipt_visibility_timeout_s,
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        if not messages or all(m["MessageId"] in seen for m in messages):
+            break
+        seen.update(m["MessageId"] for m in messages)
+        stats.received += len(messages)
+        await _process(app, queue_name, queue_url, messages, parse, stats)
+    log.info(
+        "notify.receipts.polled",
+        queue=queue_name,
+        received=stats.received,
+        applied=stats.applied,
+        deleted=stats.deleted,
+        unknown=stats.unknown,
+        malformed=stats.malformed,
+    )
+    return stats
+
+
+async def _process(
+    app: WorkerContext,
+    queue_name: str,
+    queue_url: str,
+    messages: list[dict[str, Any]],
+    parse: Parser,
+    stats: PollStats,
+) -> None:
+    done: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], Receipt]] = []
+    for message in messages:
+        try:
+            receipt = parse(message["Body"])
+        except MalformedReceiptError as exc:
+            await _dead_letter(app, queue_name, message, str(exc))
+            stats.malformed += 1
+            done.append(message)
+            continue
+        if receipt is None:
+            done.append(message)
+        else:
+            pending.append((message, receipt))
+    known, applied = await apply_receipts(
+        app,
+        [r for _, r in pending if isinstance(r, StatusReceipt)],
+        [r for _, r in pending if isinstance(r, ComplaintReceipt)],
+    )
+    stats.applied += len(applied)
+    stats.applied_ids.extend(applied)
+    for message, receipt in pending:
+        if receipt.reference in known:
+            done.append(message)
+        else:
+            # Not saved yet, or already deleted: leave it for the visibility timeout, then the DLQ (DESIGN §2.5).
+            stats.unknown += 1
+            log.warning("notify.receipts.unknown_reference", queue=queue_name, reference=receipt.reference)
+    stats.deleted += await _delete(app, queue_url, done)
+
+
+async def _dead_letter(app: WorkerContext, queue_name: str, message: dict[str, Any], reason: str) -> None:
+    """Move a message we can never process to the dead-letter queue at once, instead of after N receives."""
+    log.error("notify.receipts.malformed", queue=queue_name, sqs_message_id=message["MessageId"], reason=reason)
+    dlq_url = (await app.sqs.get_queue_url(QueueName=dead_letter_name(queue_name)))["QueueUrl"]
+    await app.sqs.send_message(QueueUrl=dlq_url, MessageBody=message["Body"])
+
+
+async def _delete(app: WorkerContext, queue_url: str, messages: list[dict[str, Any]]) -> int:
+    if not messages:
+        return 0
+    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+    response = await app.sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    for failure in response.get("Failed", []):
+        log.warning("notify.receipts.delete_failed", code=failure.get("Code"), message=failure.get("Message"))
+    return len(response.get("Successful", []))
+
+
+def dead_letter_name(queue_name: str) -> str:
+    """Return the dead-letter queue name of a receipt queue."""
+    return f"{queue_name}-dlq"
+
+
+async def delete_expired_notifications(app: WorkerContext) -> int:
+    """Delete notifications past their service's retention, in bounded batches; return how many."""
+    total = 0
+    limit = app.settings.worker.retention_batch_size
+    while True:
+        async with transaction(app.sessionmaker) as session:
+            deleted = await repository.delete_expired(session, limit)
+        total += deleted
+        if deleted < limit:
+            break
+    log.info("notify.retention.deleted", deleted=total)
+    return total

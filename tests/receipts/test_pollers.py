@@ -1,0 +1,276 @@
+"""SES events on the moto SQS queues → pollers → notification statuses and complaints (DESIGN §2.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notify import aws
+from notify.context import WorkerContext
+from notify.notifications.models import Notification
+from notify.receipts import tasks
+from notify.receipts.models import Complaint
+from notify.receipts.service import dead_letter_name
+from notify.settings import Settings
+from tests.factories import Sample, create_sample
+from tests.receipts.conftest import (
+    bounce_event,
+    complaint_event,
+    create_notification,
+    delivery_event,
+    queue_bodies,
+    send_to_queue,
+    sns_envelope,
+)
+
+
+async def _row(sessionmaker: async_sessionmaker[AsyncSession], notification_id: uuid.UUID) -> Notification:
+    async with sessionmaker() as session:
+        row = await session.get(Notification, notification_id)
+    assert row is not None
+    return row
+
+
+async def _sent_email(
+    sessionmaker: async_sessionmaker[AsyncSession], sample: Sample, reference: str, status: str = "sending"
+) -> uuid.UUID:
+    return await create_notification(
+        sessionmaker, sample.service_id, sample.email_template_id, reference=reference, status=status
+    )
+
+
+def _ctx(app: WorkerContext) -> dict[str, Any]:
+    return {"notify": app}
+
+
+async def test_wiring_creates_queues_with_dead_letter_redrive(receipt_settings: Settings) -> None:
+    from notify.receipts.setup import ensure_receipt_wiring
+
+    await ensure_receipt_wiring(receipt_settings.aws)  # a second run changes nothing and does not fail
+    session = aws.create_session(receipt_settings.aws)
+    async with session.client("sqs", **aws.client_kwargs(receipt_settings.aws)) as sqs:
+        for name in (
+            receipt_settings.aws.bounce_queue,
+            receipt_settings.aws.delivery_queue,
+            receipt_settings.aws.sms_receipt_queue,
+        ):
+            url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+            attributes = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))["Attributes"]
+            redrive = json.loads(attributes["RedrivePolicy"])
+            assert int(redrive["maxReceiveCount"]) == 4
+            assert redrive["deadLetterTargetArn"].endswith(dead_letter_name(name))
+    async with session.client("sns", **aws.client_kwargs(receipt_settings.aws)) as sns:
+        subscriptions = (await sns.list_subscriptions())["Subscriptions"]
+    endpoints = {s["Endpoint"].rsplit(":", 1)[-1] for s in subscriptions if s["Protocol"] == "sqs"}
+    assert {receipt_settings.aws.bounce_queue, receipt_settings.aws.delivery_queue} <= endpoints
+
+
+async def test_delivery_and_bounces_set_statuses_and_feedback(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    delivered = await _sent_email(sessionmaker, sample, "ses-delivered")
+    permanent = await _sent_email(sessionmaker, sample, "ses-permanent")
+    transient = await _sent_email(sessionmaker, sample, "ses-transient")
+    untouched = await _sent_email(sessionmaker, sample, "ses-untouched")
+    await send_to_queue(
+        receipt_settings, receipt_settings.aws.delivery_queue, sns_envelope(delivery_event("ses-delivered"))
+    )
+    permanent_event = bounce_event("ses-permanent", "Permanent", "NoEmail")
+    await send_to_queue(
+        receipt_settings,
+        receipt_settings.aws.bounce_queue,
+        sns_envelope(permanent_event),
+        sns_envelope(bounce_event("ses-transient", "Transient", "MailboxFull")),
+    )
+
+    assert await tasks.receive_deliveries(_ctx(receipt_ctx)) == 1
+    assert await tasks.receive_bounces(_ctx(receipt_ctx)) == 2
+
+    assert (await _row(sessionmaker, delivered)).status == "delivered"
+    perm = await _row(sessionmaker, permanent)
+    assert (perm.status, perm.feedback_type, perm.feedback_subtype) == ("permanent-failure", "Permanent", "NoEmail")
+    assert perm.feedback_id == permanent_event["bounce"]["feedbackId"]
+    assert perm.completed_at is not None
+    temp = await _row(sessionmaker, transient)
+    assert (temp.status, temp.feedback_subtype) == ("temporary-failure", "MailboxFull")
+    assert (await _row(sessionmaker, untouched)).status == "sending"
+    assert await queue_bodies(receipt_settings, receipt_settings.aws.delivery_queue) == []
+    assert await queue_bodies(receipt_settings, receipt_settings.aws.bounce_queue) == []
+
+
+async def test_reject_is_a_permanent_failure(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    rejected = await _sent_email(sessionmaker, sample, "ses-rejected")
+    event = {"eventType": "Reject", "mail": {"messageId": "ses-rejected"}, "reject": {"reason": "Bad content"}}
+    await send_to_queue(receipt_settings, receipt_settings.aws.bounce_queue, sns_envelope(event))
+
+    await tasks.receive_bounces(_ctx(receipt_ctx))
+
+    row = await _row(sessionmaker, rejected)
+    assert (row.status, row.feedback_subtype) == ("permanent-failure", "Rejected")
+
+
+async def test_out_of_order_events_end_in_failure(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    bounce_first = await _sent_email(sessionmaker, sample, "ses-bounce-first")
+    delivery_first = await _sent_email(sessionmaker, sample, "ses-delivery-first")
+    aws_settings = receipt_settings.aws
+
+    await send_to_queue(receipt_settings, aws_settings.bounce_queue, sns_envelope(bounce_event("ses-bounce-first")))
+    await send_to_queue(
+        receipt_settings, aws_settings.delivery_queue, sns_envelope(delivery_event("ses-delivery-first"))
+    )
+    await tasks.receive_bounces(_ctx(receipt_ctx))
+    await tasks.receive_deliveries(_ctx(receipt_ctx))
+    await send_to_queue(receipt_settings, aws_settings.delivery_queue, sns_envelope(delivery_event("ses-bounce-first")))
+    await send_to_queue(receipt_settings, aws_settings.bounce_queue, sns_envelope(bounce_event("ses-delivery-first")))
+    await tasks.receive_deliveries(_ctx(receipt_ctx))
+    await tasks.receive_bounces(_ctx(receipt_ctx))
+
+    assert (await _row(sessionmaker, bounce_first)).status == "permanent-failure"
+    assert (await _row(sessionmaker, delivery_first)).status == "permanent-failure"
+    assert await queue_bodies(receipt_settings, aws_settings.delivery_queue) == []
+
+
+async def test_a_repeated_event_changes_nothing(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    notification_id = await _sent_email(sessionmaker, sample, "ses-twice")
+    body = sns_envelope(bounce_event("ses-twice", "Transient", "General"))
+    await send_to_queue(receipt_settings, receipt_settings.aws.bounce_queue, body)
+    await tasks.receive_bounces(_ctx(receipt_ctx))
+    first = await _row(sessionmaker, notification_id)
+
+    await send_to_queue(receipt_settings, receipt_settings.aws.bounce_queue, body)
+    from notify.receipts import parsing, service
+
+    stats = await service.poll(receipt_ctx, receipt_settings.aws.bounce_queue, parsing.parse_ses)
+
+    second = await _row(sessionmaker, notification_id)
+    assert (stats.received, stats.applied, stats.deleted) == (1, 0, 1)
+    assert second.status == "temporary-failure"
+    assert second.updated_at == first.updated_at
+
+
+async def test_complaints_are_recorded_once_and_leave_the_status(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    notification_id = await _sent_email(sessionmaker, sample, "ses-complained", status="delivered")
+    body = sns_envelope(complaint_event("ses-complained", "complaint-feedback-1"))
+    await send_to_queue(receipt_settings, receipt_settings.aws.bounce_queue, body, body)
+
+    await tasks.receive_bounces(_ctx(receipt_ctx))
+
+    async with sessionmaker() as session:
+        complaints = (await session.scalars(select(Complaint))).all()
+    assert [(c.notification_id, c.service_id, c.feedback_id, c.complaint_type) for c in complaints] == [
+        (notification_id, sample.service_id, "complaint-feedback-1", "abuse")
+    ]
+    assert (await _row(sessionmaker, notification_id)).status == "delivered"
+    assert await queue_bodies(receipt_settings, receipt_settings.aws.bounce_queue) == []
+
+
+async def test_a_receipt_before_its_notification_is_applied_on_a_later_poll(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    await send_to_queue(
+        receipt_settings, receipt_settings.aws.delivery_queue, sns_envelope(delivery_event("ses-early"))
+    )
+    from notify.receipts import parsing, service
+
+    first = await service.poll(receipt_ctx, receipt_settings.aws.delivery_queue, parsing.parse_ses)
+    assert (first.received, first.unknown, first.deleted) == (1, 1, 0)
+
+    notification_id = await _sent_email(sessionmaker, sample, "ses-early")
+    await asyncio.sleep(1.2)  # the 1 s visibility timeout of these test queues
+    second = await service.poll(receipt_ctx, receipt_settings.aws.delivery_queue, parsing.parse_ses)
+
+    assert (second.received, second.applied, second.deleted) == (1, 1, 1)
+    assert (await _row(sessionmaker, notification_id)).status == "delivered"
+
+
+async def test_malformed_messages_go_to_the_dead_letter_queue_at_once(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    good = await _sent_email(sessionmaker, sample, "ses-good")
+    queue_name = receipt_settings.aws.bounce_queue
+    await send_to_queue(
+        receipt_settings,
+        queue_name,
+        "this is not json",
+        sns_envelope({"eventType": "Bounce", "mail": {"messageId": "ses-x"}}),
+        sns_envelope(bounce_event("ses-good")),
+    )
+
+    await tasks.receive_bounces(_ctx(receipt_ctx))
+
+    assert (await _row(sessionmaker, good)).status == "permanent-failure"
+    assert await queue_bodies(receipt_settings, queue_name) == []
+    dead = await queue_bodies(receipt_settings, dead_letter_name(queue_name))
+    assert len(dead) == 2
+    assert "this is not json" in dead
+
+
+async def test_sms_receipts_set_statuses(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    ids = {}
+    for reference in ("sms-delivered", "sms-blocked", "sms-unreachable", "sms-pending"):
+        ids[reference] = await create_notification(
+            sessionmaker,
+            sample.service_id,
+            sample.sms_template_id,
+            reference=reference,
+            status="sent",
+            notification_type="sms",
+        )
+    events = [
+        ("sms-delivered", "TEXT_DELIVERED", "DELIVERED"),
+        ("sms-blocked", "TEXT_BLOCKED", "BLOCKED"),
+        ("sms-unreachable", "TEXT_UNREACHABLE", "UNREACHABLE"),
+        ("sms-pending", "TEXT_PENDING", "PENDING"),
+    ]
+    await send_to_queue(
+        receipt_settings,
+        receipt_settings.aws.sms_receipt_queue,
+        *(
+            sns_envelope(
+                {
+                    "eventType": event_type,
+                    "eventVersion": 1,
+                    "messageId": reference,
+                    "messageStatus": status,
+                    "messageStatusDescription": "status",
+                    "destinationPhoneNumber": "+15145550100",
+                    "isFinal": status != "PENDING",
+                }
+            )
+            for reference, event_type, status in events
+        ),
+    )
+
+    assert await tasks.receive_sms_receipts(_ctx(receipt_ctx)) == 4
+
+    statuses = {reference: (await _row(sessionmaker, i)).status for reference, i in ids.items()}
+    assert statuses == {
+        "sms-delivered": "delivered",
+        "sms-blocked": "permanent-failure",
+        "sms-unreachable": "temporary-failure",
+        "sms-pending": "sent",
+    }
+    assert await queue_bodies(receipt_settings, receipt_settings.aws.sms_receipt_queue) == []
