@@ -1,0 +1,125 @@
+"""Enforce the rate limit and the daily limit of a request in one Redis round trip (DESIGN §2.1 step 3).
+
+The rate limit is GC Notify's sliding window: a sorted set per service and key type holding one member per
+request of the last interval; rejected requests count too, so a client that keeps hammering stays limited.
+The daily counters are keyed by the UTC date and only move when the request is accepted. Both live in one Lua
+script, so a request costs a single round trip and two racing API processes can never both take the last slot.
+Keys share a `{service_id}` hash tag so the script also runs on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from notify.limits.exceptions import RequestRateLimitError, TooManyRequestsError
+from notify.services.context import ServiceContext
+
+# KEYS[1]: the request window (sorted set); KEYS[2], optional: today's counter for the notification type.
+# ARGV: now (ms), window (ms), rate limit, member, daily limit, units, counter TTL (s).
+# Returns {0, count} accepted, {1, retry_after_ms} over the rate limit, {2, used} over the daily limit.
+_LUA = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+local count = redis.call('ZCARD', KEYS[1])
+if count > limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+  return {1, tonumber(oldest[2]) + window - now}
+end
+if #KEYS > 1 then
+  local units = tonumber(ARGV[6])
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used + units > tonumber(ARGV[5]) then
+    return {2, used}
+  end
+  redis.call('INCRBY', KEYS[2], units)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+end
+return {0, count}
+"""
+
+_scripts: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the request left behind: requests in the window, and whether the daily counter moved."""
+
+    requests_in_window: int
+
+
+def rate_key(service_id: object, key_type: str) -> str:
+    """Return the sorted set holding a service's recent requests for one key type."""
+    return f"limits:{{{service_id}}}:rate:{key_type}"
+
+
+def daily_key(service_id: object, notification_type: str, day: str) -> str:
+    """Return the counter of what a service sent on one UTC day (`YYYY-MM-DD`)."""
+    return f"limits:{{{service_id}}}:daily:{notification_type}:{day}"
+
+
+def _script(redis: Redis) -> AsyncScript:
+    script = _scripts.get(redis)
+    if script is None:
+        script = _scripts[redis] = redis.register_script(_LUA)
+    return script
+
+
+def _daily_limit(service: ServiceContext, notification_type: str) -> int:
+    return service.email_daily_limit if notification_type == "email" else service.sms_daily_limit
+
+
+async def enforce(
+    redis: Redis,
+    service: ServiceContext,
+    key_type: str,
+    notification_type: str,
+    units: int,
+    *,
+    interval_s: int = 60,
+    count_daily: bool = True,
+    now: datetime | None = None,
+) -> Usage:
+    """Count one request against the rate limit and `units` against today's limit, or raise a 429.
+
+    Test keys are rate limited (per key type, like every key) but never counted against the daily limits;
+    `count_daily=False` skips the daily counter for other reasons (simulated recipients).
+    Redis errors propagate: the caller turns them into a 503.
+    """
+    now = now or datetime.now(UTC)
+    now_ms = int(now.timestamp() * 1000)
+    keys = [rate_key(service.id, key_type)]
+    if count_daily and key_type != "test":
+        keys.append(daily_key(service.id, notification_type, now.date().isoformat()))
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    to_midnight_s = max(1, math.ceil((midnight - now).total_seconds()))
+    daily_limit = _daily_limit(service, notification_type)
+    member = f"{now_ms}-{os.urandom(6).hex()}"
+    args: list[str | int] = [
+        now_ms,
+        interval_s * 1000,
+        service.rate_limit,
+        member,
+        daily_limit,
+        units,
+        to_midnight_s + 3600,
+    ]
+    outcome, value = await _script(redis)(keys=keys, args=args)
+    if outcome == 1:
+        retry_after_s = max(1, math.ceil(int(value) / 1000))
+        raise RequestRateLimitError(key_type, service.rate_limit, interval_s, retry_after_s)
+    if outcome == 2:
+        raise TooManyRequestsError(
+            notification_type, daily_limit, restricted=service.restricted, retry_after_s=to_midnight_s
+        )
+    return Usage(requests_in_window=int(value))
