@@ -1,0 +1,172 @@
+"""Turn a job's rows into notifications, chunk by chunk, and run the scheduling crons (DESIGN §2.3, §2.4)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import structlog
+
+from notify.context import WorkerContext
+from notify.db import transaction
+from notify.inbox.schemas import InboxEntry, Lane
+from notify.jobs import csv, repository
+from notify.jobs.models import CANCELLED, ERROR, IN_PROGRESS
+from notify.jobs.repository import StartedJob, StoredRow
+from notify.notifications import validation
+from notify.templates import rendering
+from notify.templates.service import TemplateSnapshot
+
+log = structlog.get_logger(__name__)
+
+# GC Notify sends big jobs through its bulk queues and lifts small "bulk" jobs to normal (CSV_BULK_REDIRECT_THRESHOLD).
+BULK_THRESHOLD = 200
+
+
+def notification_id(job_id: uuid.UUID, row_number: int) -> uuid.UUID:
+    """Return the id of a job row's notification: the same for every run that processes that row."""
+    return uuid.uuid5(job_id, str(row_number))
+
+
+def lane_for(process_type: str, row_count: int) -> Lane:
+    """Return the lane a job's notifications go to."""
+    if row_count >= BULK_THRESHOLD:
+        return "bulk"
+    return "priority" if process_type == "priority" else "normal"
+
+
+def _entry(
+    app: WorkerContext, job: StartedJob, template: TemplateSnapshot, lane: Lane, row: StoredRow, now: datetime
+) -> InboxEntry:
+    personalisation = row.personalisation or {}
+    subject: str | None = None
+    sender: str | None = None
+    if job.notification_type == "email":
+        normalised = csv.normalise_email(row.recipient)
+        subject, body = rendering.fill_email(template.subject or "", template.content, personalisation)
+    else:
+        normalised = validation.check_phone(row.recipient)
+        body = rendering.render_sms(template.content, personalisation).body
+        sender = job.sms_sender or app.settings.aws.sms_sender_id
+    return InboxEntry(
+        id=notification_id(job.id, row.row_number),
+        service_id=job.service_id,
+        template_id=job.template_id,
+        template_version=job.template_version,
+        api_key_id=job.api_key_id,
+        key_type=job.key_type,
+        notification_type=job.notification_type,
+        lane=lane,
+        to=row.recipient,
+        normalised_to=normalised,
+        personalisation=row.personalisation,
+        subject=subject,
+        body=body,
+        client_reference=row.client_reference,
+        sender=sender,
+        created_at=now,
+    )
+
+
+async def process(app: WorkerContext, job_id: uuid.UUID, *, max_chunks: int | None = None) -> int:
+    """Start a pending job and save its rows from `rows_saved` on; return how many rows this run saved.
+
+    `max_chunks` stops early (as a crash would) and exists for recovery drills and tests.
+    """
+    async with transaction(app.sessionmaker) as session:
+        job = await repository.start(session, job_id)
+        if job is not None and not job.service_active:
+            await repository.set_status(session, job_id, IN_PROGRESS, CANCELLED)
+    if job is None:
+        log.info("notify.job.not_pending", job_id=str(job_id))
+        return 0
+    if not job.service_active:
+        log.warning("notify.job.cancelled_service_inactive", job_id=str(job_id))
+        return 0
+    async with app.sessionmaker() as session:
+        template = await app.template_versions.get(session, job.service_id, job.template_id, job.template_version)
+    if template is None:
+        async with transaction(app.sessionmaker) as session:
+            await repository.set_status(session, job_id, IN_PROGRESS, ERROR)
+        log.error("notify.job.template_version_missing", job_id=str(job_id), version=job.template_version)
+        return 0
+    log.info("notify.job.started", job_id=str(job_id), rows=job.notification_count, resume_from=job.rows_saved)
+    saved = await save_chunks(app, job, template, max_chunks)
+    if max_chunks is None:
+        async with transaction(app.sessionmaker) as session:
+            finished = await repository.finish(session, job_id)
+        log.info("notify.job.finished" if finished else "notify.job.incomplete", job_id=str(job_id), saved=saved)
+    return saved
+
+
+async def save_chunks(app: WorkerContext, job: StartedJob, template: TemplateSnapshot, max_chunks: int | None) -> int:
+    """Save the job's rows from `job.rows_saved` on, chunk by chunk, enqueueing each chunk's delivery."""
+    chunk_size = app.settings.worker.job_chunk_size
+    lane = lane_for(template.process_type, job.notification_count)
+    start = job.rows_saved
+    saved = chunks = 0
+    while max_chunks is None or chunks < max_chunks:
+        now = datetime.now(UTC)
+        # Insert and progress commit together: `rows_saved` never runs ahead of the saved rows.
+        async with transaction(app.sessionmaker) as session:
+            rows = await repository.rows(session, job.id, start, chunk_size)
+            if not rows:
+                break
+            entries = [(row.row_number, _entry(app, job, template, lane, row, now)) for row in rows]
+            await repository.insert_notifications(session, job.id, entries)
+            start = rows[-1].row_number + 1
+            await repository.record_progress(session, job.id, start)
+        await app.queue.enqueue_job(
+            f"deliver_{job.notification_type}",
+            [str(entry.id) for _, entry in entries],
+            _job_id=f"deliver:job:{job.id}:{rows[0].row_number}",
+        )
+        saved += len(rows)
+        chunks += 1
+        log.info("notify.job.chunk_saved", job_id=str(job.id), rows_saved=start)
+    return saved
+
+
+async def resume_stalled(app: WorkerContext) -> int:
+    """Put in-progress jobs with no progress for JOB_STALL_AFTER back to pending and process them again."""
+    async with transaction(app.sessionmaker) as session:
+        stalled = await repository.requeue_stalled(session, app.settings.worker.job_stall_after_s)
+    for job_id, rows_saved in stalled:
+        await app.queue.enqueue_job(
+            "process_job", str(job_id), _job_id=f"process_job:{job_id}:resume:{rows_saved}:{time.time_ns()}"
+        )
+        log.warning("notify.job.resumed", job_id=str(job_id), resume_from=rows_saved)
+    return len(stalled)
+
+
+async def start_scheduled(app: WorkerContext) -> int:
+    """Start the scheduled jobs whose time has come."""
+    async with transaction(app.sessionmaker) as session:
+        due = await repository.start_due_scheduled(session)
+    for job_id in due:
+        await app.queue.enqueue_job("process_job", str(job_id), _job_id=f"process_job:{job_id}")
+        log.info("notify.job.schedule_due", job_id=str(job_id))
+    return len(due)
+
+
+async def send_scheduled_notifications(app: WorkerContext) -> int:
+    """Enqueue delivery of scheduled notifications that are due; the claim makes a repeat a no-op."""
+    async with app.sessionmaker() as session:
+        due = await repository.due_notifications(session, app.settings.worker.scheduled_batch_size)
+    by_type: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for notification_id_, notification_type in due:
+        by_type[notification_type].append(notification_id_)
+    batch = app.settings.worker.batch_size
+    for notification_type, ids in by_type.items():
+        for i in range(0, len(ids), batch):
+            chunk = ids[i : i + batch]
+            await app.queue.enqueue_job(
+                f"deliver_{notification_type}",
+                [str(x) for x in chunk],
+                _job_id=f"scheduled:{chunk[0]}:{len(chunk)}",
+            )
+    if due:
+        log.info("notify.scheduled.enqueued", count=len(due))
+    return len(due)
