@@ -1,12 +1,15 @@
-"""Operational endpoints: liveness and readiness."""
+"""Operational endpoints: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from sqlalchemy import text
 
 from notify.dependencies import StateDep
 from notify.http import JsonResponse
+from notify.metrics import CONTENT_TYPE
+from notify.ops import exporter
 
 router = APIRouter(tags=["operations"])
 
@@ -36,3 +39,9 @@ async def readyz(state: StateDep) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
     )
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+async def prometheus_metrics(state: StateDep) -> Response:
+    """Expose this process's Prometheus metrics; lane gauges are read from Redis at scrape time."""
+    return Response(await exporter.scrape(state.redis), media_type=CONTENT_TYPE)
