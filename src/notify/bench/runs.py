@@ -1,0 +1,404 @@
+"""The benchmarks of DESIGN §10: each measures notify and a bare reference in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import psutil
+
+from notify import aws
+from notify.bench.load import LoadResult, LoadSpec, generator_name, run_load
+from notify.bench.stack import BenchStack, Managed, Seed
+
+EMAIL_PATH = "/v2/notifications/email"
+
+
+@dataclass(slots=True)
+class Figure:
+    """One line of the result table."""
+
+    bench: str
+    figure: str
+    value: float | None
+    unit: str = ""
+    reference: float | None = None
+    reference_label: str = ""
+    target: str = ""
+    ratio_target: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """Return value / reference when both exist."""
+        if self.value is None or not self.reference:
+            return None
+        return self.value / self.reference
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything a bench run prints."""
+
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Knobs shared by every benchmark."""
+
+    connections: int = 64
+    duration_s: float = 10.0
+    size: int | None = None
+    rate_per_s: float = 1500.0
+    use_wrk: bool = True
+
+
+class CpuMeter:
+    """CPU seconds of process groups and of the whole box (incl. steal) between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[Managed]]) -> None:
+        self.groups = groups
+        self._start: dict[str, float] = {}
+        self._box_start = psutil.cpu_times()
+        self.used_s: dict[str, float] = {}
+        self.box_busy_pct = 0.0
+        self.steal_pct = 0.0
+
+    def start(self) -> None:
+        """Take the first sample."""
+        self._start = {name: sum(m.cpu_s() for m in group) for name, group in self.groups.items()}
+        self._box_start = psutil.cpu_times()
+
+    def stop(self) -> None:
+        """Take the second sample."""
+        self.used_s = {name: sum(m.cpu_s() for m in group) - self._start[name] for name, group in self.groups.items()}
+        end = psutil.cpu_times()
+        deltas = {name: getattr(end, name) - getattr(self._box_start, name) for name in end._fields}
+        total = sum(deltas.values()) or 1.0
+        idle = deltas.get("idle", 0.0) + deltas.get("iowait", 0.0)
+        self.box_busy_pct = 100 * (total - idle) / total
+        self.steal_pct = 100 * deltas.get("steal", 0.0) / total
+
+    def note(self, per: int, what: str) -> str:
+        """Describe CPU per item and the box's state."""
+        parts = [f"{name} {1000 * used / per:.2f} ms" for name, used in self.used_s.items() if per]
+        return f"CPU per {what}: {', '.join(parts)}; box busy {self.box_busy_pct:.0f} %, steal {self.steal_pct:.0f} %"
+
+
+def email_body(seed: Seed, reference: str) -> bytes:
+    """Return the JSON every benchmark POSTs."""
+    return orjson.dumps(
+        {
+            "email_address": "bench.recipient@example.com",
+            "template_id": str(seed.email_template_id),
+            "personalisation": {"name": "Ada", "code": "123456"},
+            "reference": reference,
+        }
+    )
+
+
+def _rss_note(label: str, groups: list[Managed]) -> str:
+    peaks = [peak for managed in groups for peak in managed.peak_rss_mib()]
+    if not peaks:
+        return f"{label} peak RSS: n/a"
+    return f"{label} peak RSS (VmHWM): max {max(peaks):.0f} MiB per process, {sum(peaks):.0f} MiB over {len(peaks)}"
+
+
+# -- ingest ----------------------------------------------------------------------------------------
+
+
+async def bench_ingest(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
+    """POST /v2/notifications/email with real credentials (no worker running) beside the bare endpoint."""
+    for worker in stack.workers:
+        await asyncio.to_thread(worker.stop)
+    stack.workers.clear()
+    await stack.start_api()
+    await stack.start_bare()
+    body = email_body(seed, "bench-ingest")
+    warm = options.duration_s if options.duration_s < 2 else 2.0
+    results: dict[str, LoadResult] = {}
+    meters: dict[str, CpuMeter] = {}
+    assert stack.api is not None
+    assert stack.bare is not None
+    targets = {"notify": (stack.api_url, seed.key, stack.api), "bare": (stack.bare_url, None, stack.bare)}
+    for name, (base, key, group) in targets.items():
+        # Warm caches and pools by count first (cold first requests can take seconds), then by time.
+        spec = LoadSpec(base + EMAIL_PATH, body, key, min(32, options.connections), count=300)
+        await run_load(spec, use_wrk=False, workdir=stack.workdir)
+        spec = LoadSpec(base + EMAIL_PATH, body, key, options.connections, duration_s=warm)
+        await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
+        meter = CpuMeter({name: [group]})
+        meter.start()
+        spec = LoadSpec(base + EMAIL_PATH, body, key, options.connections, duration_s=options.duration_s)
+        results[name] = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
+        meter.stop()
+        meters[name] = meter
+    stack.check_alive()
+    ours, bare = results["notify"], results["bare"]
+    report.figures += [
+        Figure("ingest", "accepted/s", ours.rate, "/s", bare.rate, "bare Starlette+XADD", "≥ 4,000/s", 0.55),
+        Figure("ingest", "p50 latency", ours.p50_ms, "ms", bare.p50_ms, "bare", ""),
+        Figure("ingest", "p99 latency", ours.p99_ms, "ms", bare.p99_ms, "bare", "≤ 50 ms"),
+    ]
+    report.notes += [
+        f"ingest: {options.connections} connections, {options.duration_s:g} s after a {warm:g} s warm-up, no worker "
+        f"running; notify {ours.ok} ok / {ours.errors} errors, bare {bare.ok} ok / {bare.errors} errors",
+        "ingest " + meters["notify"].note(max(ours.completed, 1), "request (notify API)"),
+        "ingest " + meters["bare"].note(max(bare.completed, 1), "request (bare)"),
+        _rss_note("API", [stack.api] if stack.api else []),
+    ]
+    await stack.stop_bare()
+    await stack.clear_inbox()
+
+
+# -- end to end ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """What the database says about one reference's notifications."""
+
+    total: int
+    sent: int
+    first_created: datetime | None
+    last_sent: datetime | None
+    p50_ms: float | None
+    p99_ms: float | None
+    timed_out: bool
+
+
+async def _wait_drained(stack: BenchStack, reference: str, posted: int, timeout_s: float) -> Drained:
+    """Wait until the inbox is empty and every row with `reference` has been sent (or the timeout passes)."""
+    deadline = time.monotonic() + timeout_s
+    sql = (
+        "SELECT count(*), count(sent_at), min(created_at), max(sent_at), "
+        "1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)), "
+        "1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) "
+        "FROM notifications WHERE client_reference = :reference"
+    )
+    while True:
+        stack.check_alive()
+        total, sent, first, last, p50, p99 = await stack.row(sql, reference=reference)
+        assert isinstance(total, int)
+        assert isinstance(sent, int)
+        done = total >= posted and sent == total and await stack.inbox_length() == 0
+        if done or time.monotonic() > deadline:
+            return Drained(
+                total,
+                sent,
+                first if isinstance(first, datetime) else None,
+                last if isinstance(last, datetime) else None,
+                float(p50) if isinstance(p50, float) else None,
+                float(p99) if isinstance(p99, float) else None,
+                timed_out=not done,
+            )
+        await asyncio.sleep(0.2)
+
+
+async def _warm_pipeline(stack: BenchStack, seed: Seed, options: Options) -> None:
+    """Post a few hundred and wait until they are sent, so workers, caches and pools are up."""
+    reference = f"bench-warm-{uuid.uuid4().hex[:8]}"
+    count = min(300, options.size or 300)
+    spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, 16, count=count)
+    result = await run_load(spec, use_wrk=False, workdir=stack.workdir)
+    drained = await _wait_drained(stack, reference, result.ok, timeout_s=90)
+    if drained.timed_out:
+        raise RuntimeError(f"the pipeline did not send the warm-up notifications ({drained.sent}/{result.ok} sent)")
+
+
+async def ses_loop(stack: BenchStack, count: int, concurrency: int = 100) -> tuple[float, float]:
+    """Send `count` emails with one aiobotocore sesv2 client in this process; return (sends/s, CPU ms/send)."""
+    settings = stack.settings().aws.model_copy(update={"max_pool_connections": concurrency})
+    session = aws.create_session(settings)
+    request = {
+        "FromEmailAddress": "bench@notify.example.com",
+        "Destination": {"ToAddresses": ["bench.recipient@example.com"]},
+        "Content": {
+            "Simple": {
+                "Subject": {"Data": "Hello Ada"},
+                "Body": {"Text": {"Data": "Hi Ada, your code is 123456."}, "Html": {"Data": "<p>Hi Ada</p>"}},
+            }
+        },
+    }
+    async with session.client("sesv2", **aws.client_kwargs(settings)) as ses:
+        left = [min(200, count)]
+
+        async def sender() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                await ses.send_email(**request)
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))  # warm-up: connections, endpoint rules
+        left[0] = count
+        cpu_start, start = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return count / elapsed, 1000 * cpu / count
+
+
+async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
+    """Post `size` emails as fast as possible while the workers send them; rate = n / (first POST → last send)."""
+    size = options.size or 30_000
+    await stack.clear_inbox()
+    await stack.start_api()
+    stack.start_workers()
+    await _warm_pipeline(stack, seed, options)
+    loop_count = max(200, min(size, 10_000))
+    loop_rate, loop_cpu_ms = await ses_loop(stack, loop_count)
+
+    reference = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    before = (await stack.fake_stats())["sent_emails"]
+    meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers})
+    meter.start()
+    spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, options.connections, count=size)
+    posted = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
+    drained = await _wait_drained(stack, reference, posted.ok, timeout_s=max(120.0, size / 50))
+    meter.stop()
+    sent_by_fake = (await stack.fake_stats())["sent_emails"] - before
+    rate = None
+    if drained.first_created and drained.last_sent and drained.sent:
+        rate = drained.sent / max((drained.last_sent - drained.first_created).total_seconds(), 1e-3)
+    report.figures += [
+        Figure("e2e", "notifications/s", rate, "/s", loop_rate, "aiobotocore loop, 1 proc", "≥ 2,000/s", 2.0),
+        Figure("e2e", "API ingest during run", posted.rate, "/s", None, "", ""),
+    ]
+    report.notes += [
+        f"e2e: {drained.sent} of {drained.total} rows sent (generator counted {posted.ok} ok, {posted.errors} errors;"
+        f" the fake counted {sent_by_fake} SendEmail), {options.connections} connections, SES latency "
+        f"{stack.ses_latency_ms:g} ms, {stack.worker_procs} worker process(es)"
+        + ("; TIMED OUT before every row was sent" if drained.timed_out else ""),
+        f"e2e reference: {loop_count} sends, concurrency 100, pool 100: {loop_rate:.0f}/s, "
+        f"{loop_cpu_ms:.2f} ms CPU per send",
+        "e2e " + meter.note(max(drained.sent, 1), "notification"),
+        _rss_note("API", [stack.api] if stack.api else []),
+        _rss_note("worker", stack.workers),
+    ]
+
+
+async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
+    """Offer a steady rate for `duration` and report accepted → sent percentiles from the database."""
+    await stack.clear_inbox()
+    await stack.start_api()
+    stack.start_workers()
+    await _warm_pipeline(stack, seed, options)
+    reference = f"bench-lat-{uuid.uuid4().hex[:8]}"
+    spec = LoadSpec(
+        stack.api_url + EMAIL_PATH,
+        email_body(seed, reference),
+        seed.key,
+        options.connections,
+        duration_s=options.duration_s,
+        rate_per_s=options.rate_per_s,
+    )
+    posted = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
+    drained = await _wait_drained(stack, reference, posted.ok, timeout_s=max(60.0, options.duration_s * 5))
+    report.figures += [
+        Figure("latency", "offered → accepted", posted.rate, "/s", options.rate_per_s, "offered rate", "1,500/s"),
+        Figure("latency", "accepted → sent p50", drained.p50_ms, "ms", None, "", ""),
+        Figure("latency", "accepted → sent p99", drained.p99_ms, "ms", None, "", "≤ 250 ms"),
+        Figure("latency", "API p99 at this rate", posted.p99_ms, "ms", None, "", ""),
+    ]
+    report.notes.append(
+        f"latency: {options.duration_s:g} s at {options.rate_per_s:g}/s offered over {options.connections} "
+        f"connections; {drained.sent}/{drained.total} sent" + ("; TIMED OUT" if drained.timed_out else "")
+    )
+
+
+# -- bulk and receipts -----------------------------------------------------------------------------
+
+
+def _has_route(path: str) -> bool:
+    from notify.app import create_app
+    from notify.settings import Settings
+
+    app = create_app(Settings())
+    return any(getattr(route, "path", None) == path for route in app.routes)
+
+
+async def bench_bulk(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
+    """POST one bulk job of `size` rows and time it until every row is saved."""
+    if not _has_route("/v2/notifications/bulk"):
+        report.notes.append("bulk: SKIPPED — POST /v2/notifications/bulk is not implemented yet")
+        return
+    size = options.size or 50_000
+    await stack.start_api()
+    stack.start_workers()
+    rows: list[list[str]] = [["email address", "name", "code"]]
+    rows += [[f"bulk.{i}@example.com", "Ada", str(i)] for i in range(size)]
+    body = {"name": "bench bulk", "template_id": str(seed.email_template_id), "rows": rows}
+    import httpx
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        start = time.perf_counter()
+        response = await client.post(
+            stack.api_url + "/v2/notifications/bulk", json=body, headers={"Authorization": f"ApiKey-v1 {seed.key}"}
+        )
+    if response.status_code != 201:
+        report.notes.append(f"bulk: FAILED — {response.status_code} {response.text[:300]}")
+        return
+    job_id = response.json()["data"]["id"]
+    deadline = start + max(120.0, size / 500)
+    saved = 0
+    while time.perf_counter() < deadline:
+        stack.check_alive()
+        count = await stack.scalar("SELECT count(*) FROM notifications WHERE job_id = :job", job=uuid.UUID(job_id))
+        saved = int(count) if isinstance(count, int) else 0
+        if saved >= size:
+            break
+        await asyncio.sleep(0.1)
+    elapsed = time.perf_counter() - start
+    report.figures.append(Figure("bulk", "rows saved/s", saved / elapsed, "/s", None, "", "≥ 10,000/s"))
+    report.notes.append(f"bulk: {saved}/{size} rows saved in {elapsed:.1f} s (POST → last row in PostgreSQL)")
+
+
+async def bench_receipts(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
+    """Measure SQS receipts applied per second, once the receipts pollers exist."""
+    if importlib.util.find_spec("notify.receipts") is None:
+        report.notes.append("receipts: SKIPPED — the receipts pollers (notify.receipts) are not implemented yet")
+        return
+    report.notes.append(
+        "receipts: SKIPPED — notify.receipts exists but this bench does not drive it yet (see BENCHMARKS.md)"
+    )
+
+
+BENCHES = {
+    "ingest": bench_ingest,
+    "e2e": bench_e2e,
+    "latency": bench_latency,
+    "bulk": bench_bulk,
+    "receipts": bench_receipts,
+}
+
+
+async def run(
+    names: list[str],
+    options: Options,
+    *,
+    workdir: Path,
+    api_workers: int,
+    worker_procs: int,
+    ses_latency_ms: float,
+    revision: str = "head",
+) -> Report:
+    """Start the stack once, run the named benchmarks in order and return the report."""
+    report = Report()
+    report.notes.append(f"load generator: {generator_name(options.use_wrk)}")
+    stack = BenchStack(
+        workdir, api_workers=api_workers, worker_procs=worker_procs, ses_latency_ms=ses_latency_ms, revision=revision
+    )
+    try:
+        await stack.start_servers()
+        report.notes += stack.warnings
+        seed = await stack.seed()
+        for name in names:
+            await BENCHES[name](stack, seed, options, report)
+    finally:
+        await stack.close()
+    return report
