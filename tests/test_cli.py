@@ -13,11 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 from dotenv import dotenv_values
-from typer.testing import CliRunner
 
-from notify.cli import app
 from notify.embedded import free_port
 from notify.settings import Settings
+from tests.cli_runner import invoke
 from tests.servers import Servers
 
 
@@ -29,35 +28,35 @@ def cli_env(servers: Servers, settings: Settings, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(servers.root)  # no stray .env
 
 
-def invoke(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
+def invoke_ok(*args: str) -> str:
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     return result.output.strip()
 
 
 @pytest.mark.usefixtures("cli_env")
 def test_admin_commands_create_a_working_service() -> None:
-    service_id = invoke("admin", "service", "create", "--name", "CLI service", "--rate-limit", "50")
+    service_id = invoke_ok("admin", "service", "create", "--name", "CLI service", "--rate-limit", "50")
     uuid.UUID(service_id)
-    assert "CLI service" in invoke("admin", "service", "list")
-    key = invoke("admin", "key", "create", "--service", service_id, "--name", "ci")
+    assert "CLI service" in invoke_ok("admin", "service", "list")
+    key = invoke_ok("admin", "key", "create", "--service", service_id, "--name", "ci")
     assert key.startswith("notify-ci-")
     assert key[-73:-37] == service_id
-    template_id = invoke(
+    template_id = invoke_ok(
         "admin", "template", "create", "--service", service_id, "--type", "sms", "--name", "t", "--content", "Hi ((x))"
     )
     uuid.UUID(template_id)
-    assert invoke("admin", "template", "update", template_id, "--content", "Hello ((x))") == "2"
-    invoke("admin", "service", "update", service_id, "--email-daily-limit", "10")
+    assert invoke_ok("admin", "template", "update", template_id, "--content", "Hello ((x))") == "2"
+    invoke_ok("admin", "service", "update", service_id, "--email-daily-limit", "10")
 
 
 @pytest.mark.usefixtures("cli_env")
 def test_admin_errors_are_clear_and_exit_non_zero() -> None:
-    service_id = invoke("admin", "service", "create", "--name", "Trial", "--restricted")
-    result = CliRunner().invoke(app, ["admin", "key", "create", "--service", service_id, "--name", "live"])
+    service_id = invoke_ok("admin", "service", "create", "--name", "Trial", "--restricted")
+    result = invoke("admin", "key", "create", "--service", service_id, "--name", "live")
     assert result.exit_code == 1
     assert "Trial (restricted) services can only create team or test keys" in result.output
-    missing = CliRunner().invoke(app, ["admin", "key", "revoke", str(uuid.uuid4())])
+    missing = invoke("admin", "key", "revoke", str(uuid.uuid4()))
     assert missing.exit_code == 1
     assert "No API key" in missing.output
 

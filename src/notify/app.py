@@ -12,18 +12,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from notify.attachments.storage import AttachmentStorage
 from notify.auth.keys import SecretBox
 from notify.cache import listen_for_invalidations
 from notify.db import create_engine, create_sessionmaker
 from notify.errors import NotifyError, error_body
 from notify.http import JsonResponse
 from notify.inbox import streams
+from notify.jobs.router import router as jobs_router
+from notify.metrics import RequestMetricsMiddleware
 from notify.notifications.router import router as notifications_router
+from notify.ops import docs as ops_docs
 from notify.ops.router import router as ops_router
 from notify.redis import create_redis
 from notify.services.service import ServiceDirectory
 from notify.settings import Settings
 from notify.state import ApiState
+from notify.templates.router import router as templates_router
 from notify.templates.service import TemplateDirectory
 
 log = structlog.get_logger(__name__)
@@ -45,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
             redis=redis,
             services=ServiceDirectory(sessionmaker, SecretBox(settings.api.secret_key.get_secret_value()), ttl),
             templates=TemplateDirectory(sessionmaker, ttl),
+            s3=AttachmentStorage(settings.aws),
         )
         app.state.notify = state
         try:
@@ -58,6 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            if state.s3 is not None:
+                await state.s3.aclose()
             await redis.aclose()
             await engine.dispose()
 
@@ -67,9 +75,15 @@ def create_app(settings: Settings) -> FastAPI:
         description="Email and SMS notifications, compatible with the GOV.UK Notify / GC Notify v2 API.",
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        docs_url=None,  # served by notify.ops.docs from local assets, with no CDN
+        redoc_url=None,
     )
+    app.add_middleware(RequestMetricsMiddleware)
+    ops_docs.install(app)
+    app.include_router(jobs_router)
     app.include_router(notifications_router)
     app.include_router(ops_router)
+    app.include_router(templates_router)
     _install_error_handlers(app)
     return app
 

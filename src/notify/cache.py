@@ -10,6 +10,9 @@ from typing import Generic, TypeVar
 
 import structlog
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notify.db import after_commit
 
 INVALIDATION_CHANNEL = "notify:cache:invalidate"
 
@@ -57,6 +60,12 @@ class TtlCache(Generic[K, V]):
 async def publish_invalidation(redis: Redis, service_id: uuid.UUID) -> None:
     """Tell every process to forget what it cached about a service (keys, templates, limits)."""
     await redis.publish(INVALIDATION_CHANNEL, str(service_id))
+
+
+def invalidate_after_commit(session: AsyncSession, redis: Redis | None, service_id: uuid.UUID) -> None:
+    """Publish the invalidation once the change is committed, so no process can reload the old data after it."""
+    if redis is not None:
+        after_commit(session, lambda: publish_invalidation(redis, service_id))
 
 
 async def listen_for_invalidations(redis: Redis, on_invalidate: Callable[[uuid.UUID | None], None]) -> None:

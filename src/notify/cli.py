@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify import migrations
+from notify.admin import safelist as admin_safelist
 from notify.admin import service as admin
 from notify.auth.keys import SecretBox
+from notify.bench.cli import bench_app
 from notify.db import create_engine, create_sessionmaker, transaction
 from notify.errors import NotifyError
 from notify.redis import create_redis
@@ -30,6 +34,11 @@ app.add_typer(admin_app, name="admin")
 admin_app.add_typer(service_app, name="service")
 admin_app.add_typer(key_app, name="key")
 admin_app.add_typer(template_app, name="template")
+app.add_typer(bench_app, name="bench")
+safelist_app = typer.Typer(help="Recipients team keys and trial services may send to.", no_args_is_help=True)
+admin_app.add_typer(safelist_app, name="safelist")
+dead_letters_app = typer.Typer(help="Inbox entries that could not be saved (dead:{type}:{lane}).", no_args_is_help=True)
+admin_app.add_typer(dead_letters_app, name="dead-letters")
 
 console = Console()
 T = TypeVar("T")
@@ -82,6 +91,17 @@ def worker(burst: Annotated[bool, typer.Option("--burst", help="Drain what is du
 
 
 @app.command()
+def status(
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until interrupted.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0,
+) -> None:
+    """Show each lane's inbox depth, in-flight and dead letters, and the last hour's notifications by status."""
+    from notify.ops import status as ops_status
+
+    ops_status.run(Settings(), console, watch=watch, interval_s=interval)
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations (alembic upgrade head)."""
     settings = Settings()
@@ -89,15 +109,19 @@ def migrate() -> None:
     console.print("[green]Database is up to date.[/green]")
 
 
-def _run(action: Callable[[Settings, AsyncSession], Awaitable[T]]) -> T:
+def _run(action: Callable[[Settings, AsyncSession, Redis], Awaitable[T]]) -> T:
+    """Run an admin action in one transaction; cache invalidations are published after it commits."""
     settings = Settings()
 
     async def main() -> T:
         engine = create_engine(settings.db, application_name="notify.admin")
+        redis = create_redis(settings.redis, client_name="notify.admin")
         try:
             async with transaction(create_sessionmaker(engine)) as session:
-                return await action(settings, session)
+                result = await action(settings, session, redis)
+            return result
         finally:
+            await redis.aclose()
             await engine.dispose()
 
     try:
@@ -118,7 +142,7 @@ def service_create(
 ) -> None:
     """Create a service and print its id."""
 
-    async def action(_: Settings, session: AsyncSession) -> uuid.UUID:
+    async def action(_: Settings, session: AsyncSession, __: Redis) -> uuid.UUID:
         service = await admin.create_service(
             session,
             name=name,
@@ -143,20 +167,16 @@ def service_update(
 ) -> None:
     """Change a service's limits, or suspend/resume it."""
 
-    async def action(settings: Settings, session: AsyncSession) -> None:
-        redis = create_redis(settings.redis, client_name="notify.admin")
-        try:
-            await admin.update_service(
-                session,
-                redis,
-                service_id,
-                rate_limit=rate_limit,
-                email_daily_limit=email_daily_limit,
-                sms_daily_limit=sms_daily_limit,
-                active=active,
-            )
-        finally:
-            await redis.aclose()
+    async def action(settings: Settings, session: AsyncSession, redis: Redis) -> None:
+        await admin.update_service(
+            session,
+            redis,
+            service_id,
+            rate_limit=rate_limit,
+            email_daily_limit=email_daily_limit,
+            sms_daily_limit=sms_daily_limit,
+            active=active,
+        )
 
     _run(action)
     console.print("[green]Updated.[/green]")
@@ -166,7 +186,7 @@ def service_update(
 def service_list() -> None:
     """List services."""
 
-    async def action(_: Settings, session: AsyncSession) -> list[tuple[str, ...]]:
+    async def action(_: Settings, session: AsyncSession, __: Redis) -> list[tuple[str, ...]]:
         return [
             (str(s.id), s.name, "yes" if s.active else "no", "yes" if s.restricted else "no", str(s.rate_limit))
             for s in await admin.list_services(session)
@@ -186,7 +206,7 @@ def key_create(
 ) -> None:
     """Create an API key and print it (shown this once only)."""
 
-    async def action(settings: Settings, session: AsyncSession) -> str:
+    async def action(settings: Settings, session: AsyncSession, redis: Redis) -> str:
         box = SecretBox(settings.api.secret_key.get_secret_value())
         return (await admin.create_key(session, box, service, name=name, key_type=key_type)).key
 
@@ -197,12 +217,8 @@ def key_create(
 def key_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="API key id.")]) -> None:
     """Revoke an API key."""
 
-    async def action(settings: Settings, session: AsyncSession) -> None:
-        redis = create_redis(settings.redis, client_name="notify.admin")
-        try:
-            await admin.revoke_key(session, redis, key_id)
-        finally:
-            await redis.aclose()
+    async def action(settings: Settings, session: AsyncSession, redis: Redis) -> None:
+        await admin.revoke_key(session, redis, key_id)
 
     _run(action)
     console.print("[green]Revoked.[/green]")
@@ -219,7 +235,7 @@ def template_create(
 ) -> None:
     """Create a template and print its id."""
 
-    async def action(_: Settings, session: AsyncSession) -> uuid.UUID:
+    async def action(_: Settings, session: AsyncSession, __: Redis) -> uuid.UUID:
         template = await admin.create_template(
             session,
             service,
@@ -244,15 +260,116 @@ def template_update(
 ) -> None:
     """Change a template (makes a new version) and print the version."""
 
-    async def action(settings: Settings, session: AsyncSession) -> int:
+    async def action(settings: Settings, session: AsyncSession, redis: Redis) -> int:
+        template = await admin.update_template(
+            session, redis, template_id, name=name, content=content, subject=subject, process_type=process_type
+        )
+        return template.version
+
+    typer.echo(str(_run(action)))
+
+
+def _run_redis(action: Callable[[Redis], Awaitable[T]]) -> T:
+    settings = Settings()
+
+    async def main() -> T:
         redis = create_redis(settings.redis, client_name="notify.admin")
         try:
-            template = await admin.update_template(
-                session, redis, template_id, name=name, content=content, subject=subject, process_type=process_type
-            )
+            return await action(redis)
         finally:
             await redis.aclose()
-        return template.version
+
+    try:
+        return asyncio.run(main())
+    except NotifyError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(code=1) from exc
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    stream: Annotated[str | None, typer.Option(help="One dead stream, e.g. dead:email:normal (default: all).")] = None,
+    limit: Annotated[int, typer.Option(help="Most entries shown per stream.")] = 100,
+) -> None:
+    """List dead letters with the reason each could not be saved."""
+    from notify.recovery import service as recovery
+
+    letters = _run_redis(lambda redis: recovery.list_dead_letters(redis, stream, limit))
+    table = Table("stream", "dead id", "inbox entry id", "reason")
+    for letter in letters:
+        # Text, not str: rich would read `:email:` in a stream name as an emoji and `[...]` in a reason as markup.
+        table.add_row(*(Text(value) for value in (letter.stream, letter.dead_id, letter.entry_id, letter.reason)))
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dead_letters_app.command("requeue")
+def dead_letters_requeue(
+    stream: Annotated[str | None, typer.Option(help="One dead stream, e.g. dead:email:normal (default: all).")] = None,
+) -> None:
+    """Add dead letters back to their inbox stream (and delete them from the dead stream)."""
+    from notify.recovery import service as recovery
+
+    count = _run_redis(lambda redis: recovery.requeue_dead_letters(redis, stream))
+    console.print(f"Requeued {count} dead letter(s).")
+
+
+@safelist_app.command("add")
+def safelist_add(
+    service: Annotated[uuid.UUID, typer.Option("--service", help="Service id.")],
+    recipient: Annotated[str, typer.Argument(help="Email address or international phone number.")],
+) -> None:
+    """Let team keys (and a trial service) send to a recipient."""
+
+    async def action(settings: Settings, session: AsyncSession, redis: Redis) -> str:
+        return await admin_safelist.add(session, redis, service, recipient)
+
+    typer.echo(_run(action))
+
+
+@safelist_app.command("remove")
+def safelist_remove(
+    service: Annotated[uuid.UUID, typer.Option("--service", help="Service id.")],
+    recipient: Annotated[str, typer.Argument(help="Email address or international phone number.")],
+) -> None:
+    """Take a recipient off the safelist."""
+
+    async def action(settings: Settings, session: AsyncSession, redis: Redis) -> bool:
+        return await admin_safelist.remove(session, redis, service, recipient)
+
+    if not _run(action):
+        console.print("[yellow]Not on the safelist.[/yellow]")
+        raise typer.Exit(code=1)
+    console.print("[green]Removed.[/green]")
+
+
+@safelist_app.command("list")
+def safelist_list(service: Annotated[uuid.UUID, typer.Option("--service", help="Service id.")]) -> None:
+    """Show a service's safelist."""
+
+    async def action(_: Settings, session: AsyncSession, __: Redis) -> list[str]:
+        return list(await admin_safelist.list_entries(session, service))
+
+    for recipient in _run(action):
+        typer.echo(recipient)
+
+
+callback_app = typer.Typer(help="Delivery-status and complaint callbacks to a service's own URL.", no_args_is_help=True)
+admin_app.add_typer(callback_app, name="callback")
+
+
+@callback_app.command("set")
+def callback_set(
+    service: Annotated[uuid.UUID, typer.Option("--service", help="Service id.")],
+    url: Annotated[str, typer.Option("--url", help="https:// URL notify POSTs to.")],
+    token: Annotated[str, typer.Option("--token", help="Bearer token sent with every callback.")],
+    callback_type: Annotated[str, typer.Option("--type", help="delivery_status or complaint.")] = "delivery_status",
+) -> None:
+    """Create or replace a service's callback (a suspended callback is resumed)."""
+
+    async def action(settings: Settings, session: AsyncSession, redis: Redis) -> uuid.UUID:
+        box = SecretBox(settings.api.secret_key.get_secret_value())
+        return await admin.set_callback(session, box, service, url=url, bearer_token=token, callback_type=callback_type)
 
     typer.echo(str(_run(action)))
 

@@ -9,6 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from notify.attachments.storage import AttachmentStorage
 from notify.delivery.senders import EmailSender, FakeSender, SmsSender
 from notify.settings import Settings
 from notify.templates.service import TemplateVersions
@@ -29,6 +30,9 @@ class WorkerContext:
     fake_sender: FakeSender = field(default_factory=FakeSender)
     template_versions: TemplateVersions = field(default_factory=TemplateVersions)
     send_semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(100))
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on SIGTERM: stop reading the inbox
+    s3: AttachmentStorage | None = None  # attachments bucket; its client opens on the first file
+    sqs: Any = None  # aioboto3 SQS client of the receipt pollers
 
 
 def from_ctx(ctx: dict[str, Any]) -> WorkerContext:

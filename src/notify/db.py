@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -64,8 +64,16 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[object]]) -> None:
+    """Run `callback` once the `transaction()` block that owns `session` has committed (never on rollback)."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
 @asynccontextmanager
 async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Open a session, commit when the block succeeds, roll back when it raises."""
-    async with sessionmaker() as session, session.begin():
-        yield session
+    """Open a session, commit when the block succeeds, roll back when it raises; then run after-commit hooks."""
+    async with sessionmaker() as session:
+        async with session.begin():
+            yield session
+        for callback in session.info.pop("after_commit", []):
+            await callback()

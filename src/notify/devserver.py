@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from dotenv import dotenv_values
@@ -23,6 +24,7 @@ from notify.auth.keys import SecretBox, format_key
 from notify.auth.models import ApiKey
 from notify.db import create_engine, create_sessionmaker, transaction
 from notify.embedded import EmbeddedAws, EmbeddedPostgres, EmbeddedRedis
+from notify.receipts import setup as receipt_setup
 from notify.services import repository as service_repository
 from notify.settings import Settings
 from notify.templates.models import Template
@@ -99,6 +101,13 @@ async def _prepare(settings: Settings, *, verify_identity: bool) -> Demo:
         session = aws.create_session(settings.aws)
         async with session.client("sesv2", **aws.client_kwargs(settings.aws)) as ses:
             await ses.create_email_identity(EmailIdentity=settings.aws.email_domain)
+        await receipt_setup.ensure_receipt_wiring(settings.aws)
+        async with session.client("s3", **aws.client_kwargs(settings.aws)) as s3:
+            # us-east-1 is the one region S3 refuses as an explicit location constraint.
+            bucket: dict[str, Any] = {"Bucket": settings.aws.attachments_bucket}
+            if settings.aws.region != "us-east-1":
+                bucket["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws.region}
+            await s3.create_bucket(**bucket)
     engine = create_engine(settings.db, application_name="notify.dev")
     box = SecretBox(settings.api.secret_key.get_secret_value())
     try:

@@ -20,6 +20,27 @@ STANDARD_VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Types a file may have, by sniffed content (see notify.attachments.sniff).
+ATTACHMENT_TYPES = (
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "text/csv",
+    "text/plain",
+    "application/json",
+)
+
+
 class DbSettings(BaseModel):
     """PostgreSQL connection and pool."""
 
@@ -54,6 +75,18 @@ class AwsSettings(BaseModel):
     send_concurrency: int = 100
     send_timeout_s: float = 15.0
     connect_timeout_s: float = 5.0
+    ses_bounce_topic: str = "notify-ses-bounces"
+    ses_delivery_topic: str = "notify-ses-deliveries"
+    sms_receipt_topic: str = "notify-sms-receipts"
+    bounce_queue: str = "notify-ses-bounces"
+    delivery_queue: str = "notify-ses-deliveries"
+    sms_receipt_queue: str = "notify-sms-receipts"
+    receipt_max_receive_count: int = 4
+    receipt_visibility_timeout_s: int = 300
+    receipt_wait_time_s: int = 1
+    receipt_poll_budget_s: float = 50.0
+    attachments_bucket: str = "notify-attachments"
+    attachment_link_expiry_s: int = 604_800
 
 
 class ApiSettings(BaseModel):
@@ -68,6 +101,8 @@ class ApiSettings(BaseModel):
     cache_ttl_s: float = 30.0
     jwt_leeway_s: int = 30
     page_size: int = 250
+    idempotency_ttl_s: int = 86_400
+    idempotency_lock_s: int = 30
 
 
 class WorkerSettings(BaseModel):
@@ -83,11 +118,28 @@ class WorkerSettings(BaseModel):
     replay_after_s: int = 600
     send_lease_s: int = 600
     job_stall_after_s: int = 300
+    job_chunk_size: int = 500
+    job_process_timeout_s: int = 3600
+    scheduled_batch_size: int = 10_000
     max_save_attempts: int = 5
+    inflight_check_interval_s: int = 60
+    replay_interval_s: int = 300
+    replay_chunk_size: int = 500
+    replay_max_rows: int = 100_000
+    timeout_after_s: int = 259_200
+    timeout_hour_utc: int = 3
+    sending_pause_s: int = 60
     retry_budget_s: int = 14_400
     retry_base_delay_s: float = 10.0
     retry_max_delay_s: float = 900.0
+    callback_timeout_s: float = 5.0
+    callback_max_retries: int = 5
+    callback_retry_base_delay_s: float = 30.0
+    callback_suspend_after: int = 25
+    retention_batch_size: int = 5000
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    shutdown_grace_s: int = 25
 
 
 class LimitsSettings(BaseModel):
@@ -99,6 +151,11 @@ class LimitsSettings(BaseModel):
     sms_daily_limit: int = 250_000
     personalisation_max_bytes: int = 51_200
     sms_max_chars: int = 612
+    bulk_max_rows: int = 50_000
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachments_max_count: int = 10
+    email_max_bytes: int = 40 * 1024 * 1024
+    attachment_types: list[str] = Field(default_factory=lambda: list(ATTACHMENT_TYPES))
 
 
 class SentrySettings(BaseModel):
@@ -142,7 +199,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            StandardVariablesSource(settings_cls),
+            StandardVariablesSource(settings_cls, getattr(dotenv_settings, "env_file", None)),
             dotenv_settings,
             file_secret_settings,
         )
@@ -151,16 +208,19 @@ class Settings(BaseSettings):
 class StandardVariablesSource(PydanticBaseSettingsSource):
     """Read DATABASE_URL, REDIS_URL, AWS_REGION, AWS_ENDPOINT_URL and SENTRY_DSN into their groups."""
 
+    def __init__(self, settings_cls: type[BaseSettings], env_file: object) -> None:
+        super().__init__(settings_cls)
+        self._env_file = env_file
+
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         """Unused: this source maps whole variables in `__call__`."""
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
         """Return the nested values found in the environment and the dotenv file."""
-        env_file = self.config.get("env_file")
         values: dict[str, str | None] = {}
-        if isinstance(env_file, str) and Path(env_file).is_file():
-            values.update(dotenv_values(env_file))
+        if isinstance(self._env_file, str | Path) and Path(self._env_file).is_file():
+            values.update(dotenv_values(self._env_file))
         values.update(os.environ)
         found: dict[str, Any] = {}
         for variable, (group, field) in STANDARD_VARIABLES.items():

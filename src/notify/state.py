@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from notify.attachments.storage import AttachmentStorage
 from notify.services.service import ServiceDirectory
 from notify.settings import Settings
 from notify.templates.service import TemplateDirectory
@@ -22,6 +23,7 @@ class ApiState:
     redis: Redis
     services: ServiceDirectory
     templates: TemplateDirectory
+    s3: AttachmentStorage | None = None  # attachments bucket; its client opens on the first file
 
     def invalidate(self, service_id: object) -> None:
         """Forget cached service and template data (None: everything)."""

@@ -12,6 +12,8 @@ from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker, func
 
 from notify import aws, logging
+from notify.attachments.storage import AttachmentStorage
+from notify.callbacks import tasks as callback_tasks
 from notify.context import WorkerContext
 from notify.db import create_engine, create_sessionmaker
 from notify.delivery import tasks as delivery_tasks
@@ -19,6 +21,11 @@ from notify.delivery.senders import SesEmailSender, SnsSmsSender
 from notify.inbox import service as inbox_service
 from notify.inbox import streams
 from notify.inbox import tasks as inbox_tasks
+from notify.jobs import tasks as job_tasks
+from notify.ops import exporter
+from notify.ops.shutdown import GracefulWorker
+from notify.receipts import tasks as receipt_tasks
+from notify.recovery import tasks as recovery_tasks
 from notify.redis import create_redis
 from notify.settings import Settings
 
@@ -41,6 +48,9 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
         session = aws.create_session(settings.aws)
         ses = await stack.enter_async_context(session.client("sesv2", **aws.client_kwargs(settings.aws)))
         sns = await stack.enter_async_context(session.client("sns", **aws.client_kwargs(settings.aws)))
+        sqs = await stack.enter_async_context(session.client("sqs", **aws.client_kwargs(settings.aws)))
+        s3 = AttachmentStorage(settings.aws)
+        stack.push_async_callback(s3.aclose)
         await streams.ensure_groups(redis)
         yield WorkerContext(
             settings=settings,
@@ -52,7 +62,71 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
             sms_sender=SnsSmsSender(sns, settings.aws.sms_sender_id),
             consumer=streams.consumer_name(),
             send_semaphore=asyncio.Semaphore(settings.aws.send_concurrency),
+            s3=s3,
+            sqs=sqs,
         )
+
+
+def recovery_cron_jobs(settings: Settings) -> list[Any]:
+    """Return the recovery cron jobs of DESIGN §2.3, scheduled from the worker settings."""
+    worker = settings.worker
+    return [
+        cron(
+            recovery_tasks.move_in_flight_to_inbox,
+            name="in-flight-to-inbox",
+            run_at_startup=True,
+            timeout=300,
+            max_tries=1,
+            **recovery_tasks.every(worker.inflight_check_interval_s),  # type: ignore[arg-type]
+        ),
+        cron(
+            recovery_tasks.replay_created_notifications,
+            name="replay-created-notifications",
+            run_at_startup=True,
+            timeout=300,
+            max_tries=1,
+            **recovery_tasks.every(worker.replay_interval_s),  # type: ignore[arg-type]
+        ),
+        cron(
+            recovery_tasks.timeout_notifications,
+            name="timeout-notifications",
+            hour={worker.timeout_hour_utc},
+            minute={0},
+            second={0},
+            timeout=3600,
+            max_tries=1,
+        ),
+    ]
+
+
+def receipt_cron_jobs(settings: Settings) -> list[Any]:
+    """Return the receipt pollers (every minute, DESIGN §2.5) and hourly retention (§2.3)."""
+    poll_timeout = int(settings.aws.receipt_poll_budget_s + settings.aws.receipt_wait_time_s) + 30
+    jobs: list[Any] = [
+        cron(poller, name=poller.__name__.replace("_", "-"), second={0}, timeout=poll_timeout, max_tries=1)
+        for poller in receipt_tasks.POLLERS
+    ]
+    jobs.append(
+        cron(
+            receipt_tasks.delete_expired_notifications,
+            name="delete-expired-notifications",
+            minute={17},
+            second={0},
+            timeout=3600,
+            max_tries=1,
+        )
+    )
+    return jobs
+
+
+def job_cron_jobs() -> list[Any]:
+    """Return the bulk-job and scheduling cron jobs (DESIGN §2.3, §2.4): each runs every minute."""
+    jobs = (
+        (job_tasks.check_job_status, "check-job-status"),
+        (job_tasks.run_scheduled_jobs, "run-scheduled-jobs"),
+        (job_tasks.send_scheduled_notifications, "send-scheduled-notifications"),
+    )
+    return [cron(task, name=name, second={0}, timeout=120, max_tries=1) for task, name in jobs]
 
 
 def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True) -> Worker:
@@ -62,6 +136,9 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         stack = AsyncExitStack()
         ctx["notify"] = await stack.enter_async_context(worker_resources(settings, ctx["redis"]))
         ctx["notify_stack"] = stack
+        if settings.worker.metrics_port is not None:
+            port = settings.worker.metrics_port
+            await stack.enter_async_context(exporter.serve(settings.worker.metrics_host, port, ctx["notify"].redis))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         stack = ctx.get("notify_stack")
@@ -72,6 +149,13 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
     functions = [
         func(delivery_tasks.deliver_email, name="deliver_email", timeout=job_timeout, max_tries=3),
         func(delivery_tasks.deliver_sms, name="deliver_sms", timeout=job_timeout, max_tries=3),
+        func(job_tasks.process_job, name="process_job", timeout=settings.worker.job_process_timeout_s, max_tries=3),
+        func(
+            callback_tasks.send_delivery_status,
+            name="send_delivery_status",
+            timeout=int(settings.worker.callback_timeout_s) + 30,
+            max_tries=settings.worker.callback_max_retries + 1,
+        ),
     ]
     cron_jobs = []
     if with_cron:
@@ -79,7 +163,10 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
             cron(beat, name=beat.__name__.replace("_", "-"), second=EVERY_SECOND, timeout=30, max_tries=1)  # type: ignore[arg-type]
             for beat in inbox_tasks.BEATS
         ]
-    return Worker(
+        cron_jobs += recovery_cron_jobs(settings)
+        cron_jobs += receipt_cron_jobs(settings)
+        cron_jobs += job_cron_jobs()
+    return GracefulWorker(
         functions=functions,
         cron_jobs=cron_jobs,
         redis_settings=arq_redis_settings(settings),
@@ -90,6 +177,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         max_jobs=settings.worker.max_jobs + len(cron_jobs),
         job_timeout=job_timeout,
         handle_signals=not burst,
+        job_completion_wait=settings.worker.shutdown_grace_s,
         keep_result=60,
     )
 

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify.auth.keys import SecretBox, format_key, new_secret
 from notify.auth.models import KEY_TYPES, ApiKey
-from notify.cache import publish_invalidation
+from notify.cache import invalidate_after_commit
+from notify.callbacks import service as callback_service
 from notify.errors import BadRequestError, NotFoundError
 from notify.services import repository as service_repository
 from notify.services.models import Service
@@ -71,8 +72,7 @@ async def update_service(
     if active is not None:
         service.active = active
     await session.flush()
-    if redis is not None:
-        await publish_invalidation(redis, service_id)
+    invalidate_after_commit(session, redis, service_id)
     return service
 
 
@@ -105,8 +105,7 @@ async def revoke_key(session: AsyncSession, redis: Redis | None, key_id: uuid.UU
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         await session.flush()
-    if redis is not None:
-        await publish_invalidation(redis, key.service_id)
+    invalidate_after_commit(session, redis, key.service_id)
     return key
 
 
@@ -169,8 +168,7 @@ async def update_template(
     await session.flush()
     template_repository.add_version(session, template)
     await session.flush()
-    if redis is not None:
-        await publish_invalidation(redis, template.service_id)
+    invalidate_after_commit(session, redis, template.service_id)
     return template
 
 
@@ -188,6 +186,23 @@ def _apply_limits(service: Service, rate_limit: int | None, email_daily: int | N
         service.email_daily_limit = email_daily
     if sms_daily is not None:
         service.sms_daily_limit = sms_daily
+
+
+async def set_callback(
+    session: AsyncSession,
+    box: SecretBox,
+    service_id: uuid.UUID,
+    *,
+    url: str,
+    bearer_token: str,
+    callback_type: str = "delivery_status",
+) -> uuid.UUID:
+    """Create or replace a service's callback (https only; the token is stored encrypted)."""
+    if await service_repository.get(session, service_id) is None:
+        raise NotFoundError("Service not found")
+    return await callback_service.set_callback(
+        session, box, service_id, url=url, bearer_token=bearer_token, callback_type=callback_type
+    )
 
 
 def _check_template(template_type: str, subject: str | None, process_type: str) -> None:

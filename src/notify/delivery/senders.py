@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import email.policy
+import email.utils
 import uuid
 from dataclasses import dataclass
+from email.message import EmailMessage as MimeMessage
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from notify.attachments.schemas import AttachmentRef
 from notify.delivery.exceptions import PermanentProviderError, ProviderError, TransientProviderError
 
 # SES/SNS error codes that mean "try again later" (throttling, provider trouble) rather than "this message is bad".
@@ -34,8 +39,17 @@ ACCOUNT_PAUSED_CODES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class AttachedFile:
+    """A file sent inside an email."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class EmailMessage:
-    """A rendered email ready for the provider."""
+    """A rendered email ready for the provider; `attachment_refs` are fetched into `files` just before sending."""
 
     to: str
     from_address: str
@@ -43,6 +57,25 @@ class EmailMessage:
     html: str
     text: str
     reply_to: str | None = None
+    attachment_refs: tuple[AttachmentRef, ...] = ()
+    files: tuple[AttachedFile, ...] = ()
+
+
+def build_raw_email(message: EmailMessage) -> bytes:
+    """Build the MIME message SES sends raw: multipart/mixed of (text + HTML alternatives) and each file."""
+    mime = MimeMessage(policy=email.policy.SMTP)
+    mime["From"] = message.from_address
+    mime["To"] = message.to
+    mime["Subject"] = message.subject
+    mime["Date"] = email.utils.formatdate(usegmt=True)
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to
+    mime.set_content(message.text, cte="quoted-printable")
+    mime.add_alternative(message.html, subtype="html", cte="quoted-printable")
+    for file in message.files:
+        maintype, _, subtype = file.content_type.partition("/")
+        mime.add_attachment(file.data, maintype=maintype, subtype=subtype or "octet-stream", filename=file.filename)
+    return mime.as_bytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +129,12 @@ class SesEmailSender:
         params: dict[str, Any] = {
             "FromEmailAddress": message.from_address,
             "Destination": {"ToAddresses": [message.to]},
-            "Content": {
+        }
+        if message.files:
+            # Encoding up to 40 MB of attachments is CPU work: keep it off the event loop.
+            params["Content"] = {"Raw": {"Data": await asyncio.to_thread(build_raw_email, message)}}
+        else:
+            params["Content"] = {
                 "Simple": {
                     "Subject": {"Data": message.subject, "Charset": "UTF-8"},
                     "Body": {
@@ -104,10 +142,9 @@ class SesEmailSender:
                         "Html": {"Data": message.html, "Charset": "UTF-8"},
                     },
                 }
-            },
-        }
-        if message.reply_to:
-            params["ReplyToAddresses"] = [message.reply_to]
+            }
+            if message.reply_to:
+                params["ReplyToAddresses"] = [message.reply_to]
         if self._configuration_set:
             params["ConfigurationSetName"] = self._configuration_set
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ import orjson
 import pydantic
 import structlog
 
+from notify import metrics
 from notify.context import WorkerContext
 from notify.db import transaction
 from notify.inbox import repository, streams
@@ -39,6 +41,7 @@ async def save_batch(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry]
     and their delivery is enqueued, so a crash anywhere before the XACK means the batch is saved again
     (a no-op for rows that exist) and delivery is enqueued again (a no-op for rows already claimed).
     """
+    started = time.perf_counter()
     parsed, poison = parse(raw)
     if poison:
         await streams.bury(app.redis, stream, poison)
@@ -55,6 +58,7 @@ async def save_batch(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry]
     )
     await streams.acknowledge(app.redis, stream, [entry_id for entry_id, _ in parsed])
     log.info("notify.inbox.saved", stream=stream.inbox, count=len(ids))
+    metrics.observe_save(stream.notification_type, started, len(ids))
     return ids
 
 
@@ -68,12 +72,12 @@ async def beat(app: WorkerContext, stream: Stream, duration_s: float) -> int:
     batch_size = app.settings.worker.batch_size
     wait_s = app.settings.worker.batch_wait_ms / 1000
     saved = 0
-    while (remaining := deadline - loop.time()) > 0:
+    while not app.stopping.is_set() and (remaining := deadline - loop.time()) > 0:
         block_ms = max(1, int(min(remaining, 0.1) * 1000))
         raw = await streams.read(app.redis, stream, app.consumer, batch_size, block_ms)
         if not raw:
             continue
-        if len(raw) < batch_size and wait_s > 0:
+        if len(raw) < batch_size and wait_s > 0 and not app.stopping.is_set():
             await asyncio.sleep(wait_s)
             raw += await streams.read(app.redis, stream, app.consumer, batch_size - len(raw), None)
         saved += len(await save_batch(app, stream, raw))

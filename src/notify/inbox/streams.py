@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from notify import metrics
 from notify.inbox.schemas import LANES, TYPES, InboxEntry, Lane, NotificationType
 
 GROUP = "savers"
@@ -56,6 +57,7 @@ async def ensure_groups(redis: Redis) -> None:
 async def publish(redis: Redis, entry: InboxEntry) -> None:
     """XADD an accepted notification to its lane's inbox stream."""
     await redis.xadd(Stream(entry.notification_type, entry.lane).inbox, {FIELD: entry.to_bytes()})
+    metrics.ACCEPTED.labels(entry.notification_type, entry.lane).inc()
 
 
 async def read(redis: Redis, stream: Stream, consumer: str, count: int, block_ms: int | None) -> list[RawEntry]:

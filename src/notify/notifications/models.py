@@ -28,6 +28,11 @@ class Notification(Base):
         UniqueConstraint("job_id", "job_row_number"),
         Index("ix_notifications_service_id_created_at", "service_id", "created_at"),
         Index("ix_notifications_status_created_at", "status", "created_at"),
+        Index(
+            "ix_notifications_scheduled_due",
+            "scheduled_for",
+            postgresql_where=text("status = 'created' AND scheduled_for IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

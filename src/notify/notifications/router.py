@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from notify.dependencies import CallerDep, StateDep
 from notify.http import JsonResponse
+from notify.idempotency import service as idempotency
 from notify.notifications import reads, service, validation
 from notify.notifications.schemas import (
     NotificationListResponse,
@@ -29,21 +31,31 @@ def _body_schema(model: type[PostEmailRequest | PostSmsRequest]) -> dict[str, An
 @router.post(
     "/email", status_code=201, response_model=PostNotificationResponse, openapi_extra=_body_schema(PostEmailRequest)
 )
-async def post_email(request: Request, state: StateDep, caller: CallerDep) -> JsonResponse:
+async def post_email(request: Request, state: StateDep, caller: CallerDep) -> Response:
     """Send an email."""
-    body = validation.parse_body(await request.body(), PostEmailRequest)
-    response = await service.accept_email(state, caller, body, str(request.base_url))
-    return JsonResponse(response.model_dump(), status_code=201)
+    raw = await request.body()
+
+    async def send() -> Response:
+        body = validation.parse_body(raw, PostEmailRequest)
+        response = await service.accept_email(state, caller, body, str(request.base_url))
+        return JsonResponse(response.model_dump(), status_code=201)
+
+    return await idempotency.guard(state.redis, state.settings, caller.service.id, request, raw, send)
 
 
 @router.post(
     "/sms", status_code=201, response_model=PostNotificationResponse, openapi_extra=_body_schema(PostSmsRequest)
 )
-async def post_sms(request: Request, state: StateDep, caller: CallerDep) -> JsonResponse:
+async def post_sms(request: Request, state: StateDep, caller: CallerDep) -> Response:
     """Send a text message."""
-    body = validation.parse_body(await request.body(), PostSmsRequest)
-    response = await service.accept_sms(state, caller, body, str(request.base_url))
-    return JsonResponse(response.model_dump(), status_code=201)
+    raw = await request.body()
+
+    async def send() -> Response:
+        body = validation.parse_body(raw, PostSmsRequest)
+        response = await service.accept_sms(state, caller, body, str(request.base_url))
+        return JsonResponse(response.model_dump(), status_code=201)
+
+    return await idempotency.guard(state.redis, state.settings, caller.service.id, request, raw, send)
 
 
 @router.get("/{notification_id}", response_model=NotificationResponse)

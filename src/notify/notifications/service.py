@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 import redis.exceptions
 import structlog
 
+from notify.attachments import service as attachments
 from notify.auth.service import Caller
 from notify.errors import BadRequestError, ServiceUnavailableError
 from notify.inbox import streams
 from notify.inbox.schemas import InboxEntry
+from notify.limits import service as limits
 from notify.notifications import validation
 from notify.notifications.schemas import (
     EmailContent,
@@ -21,6 +23,7 @@ from notify.notifications.schemas import (
     SmsContent,
     TemplateRef,
 )
+from notify.services.safelist import check_recipient
 from notify.state import ApiState
 from notify.templates import rendering
 from notify.templates.service import TemplateSnapshot
@@ -49,8 +52,17 @@ def _uri(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
-async def _publish(state: ApiState, entry: InboxEntry) -> None:
+async def _publish(state: ApiState, caller: Caller, entry: InboxEntry, units: int = 1) -> None:
     try:
+        await limits.enforce(
+            state.redis,
+            caller.service,
+            entry.key_type,
+            entry.notification_type,
+            units,
+            interval_s=state.settings.limits.rate_interval_s,
+            now=entry.created_at,
+        )
         await streams.publish(state.redis, entry)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.error("notify.api.redis_unavailable", error=type(exc).__name__)
@@ -83,8 +95,16 @@ async def accept_email(
     """Validate, render and enqueue one email; return the 201 body."""
     now = datetime.now(UTC)
     normalised = validation.check_email(request.email_address)
+    check_recipient(caller.service, caller.key.key_type, normalised)
     scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
-    validation.check_personalisation_size(request.personalisation, state.settings.limits.personalisation_max_bytes)
+    notification_id = uuid.uuid4()
+    files = attachments.prepare(
+        request.personalisation,
+        service_id=caller.service.id,
+        notification_id=notification_id,
+        limits=state.settings.limits,
+    )
+    validation.check_personalisation_size(files.personalisation, state.settings.limits.personalisation_max_bytes)
     template = await _template(state, caller, request.template_id, "email")
     if request.email_reply_to_id is not None:
         reply_to_id = validation.check_uuid("email_reply_to_id", request.email_reply_to_id)
@@ -92,13 +112,13 @@ async def accept_email(
             f"email_reply_to_id {reply_to_id} does not exist in database for service id {caller.service.id}"
         )
     try:
-        subject, body = rendering.fill_email(template.subject or "", template.content, request.personalisation or {})
+        subject, body = rendering.fill_email(template.subject or "", template.content, files.display or {})
     except rendering.MissingPersonalisationError as exc:
         raise _missing(template, exc) from exc
     if not body.strip():
         raise BadRequestError("Message is empty or just whitespace")
     entry = InboxEntry(
-        id=uuid.uuid4(),
+        id=notification_id,
         service_id=caller.service.id,
         template_id=template.id,
         template_version=template.version,
@@ -108,14 +128,15 @@ async def accept_email(
         lane=template.process_type,
         to=request.email_address.strip(),
         normalised_to=normalised,
-        personalisation=request.personalisation,
+        personalisation=files.personalisation,
         subject=subject,
         body=body,
         client_reference=request.reference,
         created_at=now,
         scheduled_for=scheduled_for,
     )
-    await _publish(state, entry)
+    async with attachments.stored(state.s3, files.files, state.settings.redis.retry_after_s):
+        await _publish(state, caller, entry)
     from_email = caller.service.from_email(state.settings.aws.email_domain)
     content = EmailContent(subject=subject, body=body, from_email=from_email)
     return _response(base_url, entry, template, content)
@@ -127,7 +148,9 @@ async def accept_sms(
     """Validate, render and enqueue one text message; return the 201 body."""
     now = datetime.now(UTC)
     normalised = validation.check_phone(request.phone_number)
+    check_recipient(caller.service, caller.key.key_type, normalised)
     scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
+    attachments.reject_files(request.personalisation)
     validation.check_personalisation_size(request.personalisation, state.settings.limits.personalisation_max_bytes)
     template = await _template(state, caller, request.template_id, "sms")
     if request.sms_sender_id is not None:
@@ -163,5 +186,5 @@ async def accept_sms(
         created_at=now,
         scheduled_for=scheduled_for,
     )
-    await _publish(state, entry)
+    await _publish(state, caller, entry, rendered.fragment_count)
     return _response(base_url, entry, template, SmsContent(body=rendered.body, from_number=sender))

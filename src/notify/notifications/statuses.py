@@ -9,8 +9,9 @@ DELIVERED = "delivered"
 PERMANENT_FAILURE = "permanent-failure"
 TEMPORARY_FAILURE = "temporary-failure"
 TECHNICAL_FAILURE = "technical-failure"
+CANCELLED = "cancelled"  # a scheduled notification cancelled before it was due
 
-ALL = (CREATED, SENDING, SENT, DELIVERED, PERMANENT_FAILURE, TEMPORARY_FAILURE, TECHNICAL_FAILURE)
+ALL = (CREATED, SENDING, SENT, DELIVERED, PERMANENT_FAILURE, TEMPORARY_FAILURE, TECHNICAL_FAILURE, CANCELLED)
 FAILED = (PERMANENT_FAILURE, TEMPORARY_FAILURE, TECHNICAL_FAILURE)
 FINAL = (DELIVERED, *FAILED)
 # `completed_at` is shown for these (GC Notify: the time of the last status change).

@@ -31,6 +31,8 @@ class ServiceContext:
     email_daily_limit: int
     sms_daily_limit: int
     keys: tuple[KeyContext, ...]
+    # Normalised addresses and E.164 numbers that team keys, and every key of a trial service, may send to.
+    safelist: frozenset[str] = frozenset()
 
     def from_email(self, default_domain: str) -> str:
         """Return the address emails are sent from."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import Integer, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from notify.db import Base, TimestampedMixin, new_id
@@ -26,3 +27,19 @@ class Service(TimestampedMixin, Base):
     email_daily_limit: Mapped[int] = mapped_column(Integer, server_default=text("250000"))
     sms_daily_limit: Mapped[int] = mapped_column(Integer, server_default=text("250000"))
     retention_days: Mapped[int] = mapped_column(Integer, server_default=text("7"))
+
+
+class ServiceSafelist(Base):
+    """A recipient a team key (or any key of a trial service) may send to, stored normalised."""
+
+    __tablename__ = "service_safelist"
+    __table_args__ = (
+        UniqueConstraint("service_id", "recipient_type", "recipient"),
+        CheckConstraint("recipient_type IN ('email', 'mobile')", name="recipient_type"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    recipient_type: Mapped[str] = mapped_column(String(6))
+    recipient: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify.auth.models import ApiKey
-from notify.services.models import Service
+from notify.services.models import Service, ServiceSafelist
 
 
 async def get(session: AsyncSession, service_id: uuid.UUID) -> Service | None:
@@ -36,3 +37,27 @@ async def list_all(session: AsyncSession) -> Sequence[Service]:
 async def get_by_name(session: AsyncSession, name: str) -> Service | None:
     """Return the service with this name, or None."""
     return await session.scalar(select(Service).where(Service.name == name))
+
+
+async def get_safelist(session: AsyncSession, service_id: uuid.UUID) -> Sequence[str]:
+    """Return the normalised recipients on the service's safelist."""
+    return (
+        await session.scalars(select(ServiceSafelist.recipient).where(ServiceSafelist.service_id == service_id))
+    ).all()
+
+
+async def add_safelist_entry(session: AsyncSession, service_id: uuid.UUID, recipient_type: str, recipient: str) -> None:
+    """Add a normalised recipient to the service's safelist (a no-op when it is there already)."""
+    await session.execute(
+        insert(ServiceSafelist)
+        .values(service_id=service_id, recipient_type=recipient_type, recipient=recipient)
+        .on_conflict_do_nothing()
+    )
+
+
+async def remove_safelist_entry(session: AsyncSession, service_id: uuid.UUID, recipient: str) -> bool:
+    """Remove a normalised recipient from the service's safelist; return whether it was there."""
+    result = await session.execute(
+        delete(ServiceSafelist).where(ServiceSafelist.service_id == service_id, ServiceSafelist.recipient == recipient)
+    )
+    return bool(getattr(result, "rowcount", 0))

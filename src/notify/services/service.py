@@ -29,6 +29,7 @@ class ServiceDirectory:
                 return cached
         async with self._sessionmaker() as session:
             found = await repository.get_with_active_keys(session, service_id)
+            safelist = await repository.get_safelist(session, service_id) if found else ()
         if found is None:
             return None
         service, keys = found
@@ -48,6 +49,7 @@ class ServiceDirectory:
                 for key in keys
                 if (secret := self._secret_box.decrypt(key.secret_encrypted)) is not None
             ),
+            safelist=frozenset(safelist),
         )
         self._cache.set(service_id, context)
         return context
