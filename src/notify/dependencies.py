@@ -10,7 +10,7 @@ from notify.auth.service import Caller, authenticate
 from notify.state import ApiState
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     """Return the process's ApiState, built by the lifespan."""
     state = request.app.state.notify
     assert isinstance(state, ApiState)
