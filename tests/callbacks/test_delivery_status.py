@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from aiohttp import web
-from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify.auth.keys import SecretBox
@@ -21,65 +16,10 @@ from notify.errors import BadRequestError
 from notify.receipts import service as receipt_service
 from notify.receipts.schemas import StatusReceipt
 from notify.settings import Settings
-from notify.worker import build_worker, worker_resources
-from tests.conftest import make_settings
-from tests.factories import Sample, create_sample
+from notify.worker import build_worker
+from tests.callbacks.conftest import TOKEN, Endpoint, register
+from tests.factories import create_sample
 from tests.receipts.conftest import create_notification
-from tests.servers import Servers
-
-TOKEN = "callback-token-123"
-
-
-@dataclass
-class Endpoint:
-    """A callback receiver answering a scripted list of statuses (then 200)."""
-
-    answers: list[int]
-    url: str = ""
-    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append((request.headers.get("Authorization", ""), await request.json()))
-        status = self.answers.pop(0) if self.answers else 200
-        return web.Response(status=status, text="ok")
-
-
-@pytest.fixture
-async def endpoint() -> AsyncIterator[Endpoint]:
-    receiver = Endpoint(answers=[])
-    application = web.Application()
-    application.router.add_post("/callback", receiver.handle)
-    runner = web.AppRunner(application)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    receiver.url = f"http://127.0.0.1:{port}/callback"
-    yield receiver
-    await runner.cleanup()
-
-
-@pytest.fixture
-def callback_settings(servers: Servers, clean: None) -> Settings:
-    base = make_settings(servers)
-    worker = base.worker.model_copy(update={"callback_retry_base_delay_s": 0.01, "callback_suspend_after": 5})
-    return make_settings(servers, worker=worker)
-
-
-@pytest.fixture
-async def app(callback_settings: Settings, queue: ArqRedis) -> AsyncIterator[WorkerContext]:
-    async with worker_resources(callback_settings, queue) as context:
-        yield context
-
-
-async def _register(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, sample: Sample, url: str
-) -> None:
-    box = SecretBox(settings.api.secret_key.get_secret_value())
-    async with transaction(sessionmaker) as session:
-        await callback_service.set_callback(
-            session, box, sample.service_id, url=url, bearer_token=TOKEN, allow_http=True
-        )
 
 
 async def _deliver_receipt(app: WorkerContext, reference: str, status: str = "delivered") -> None:
@@ -105,7 +45,7 @@ async def test_callback_is_retried_after_5xx_and_delivered_once(
     endpoint: Endpoint,
 ) -> None:
     sample = await create_sample(sessionmaker, callback_settings)
-    await _register(sessionmaker, callback_settings, sample, endpoint.url)
+    await register(sessionmaker, callback_settings, sample, endpoint.url)
     notification_id = await create_notification(
         sessionmaker, sample.service_id, sample.email_template_id, reference="ses-cb", client_reference="my-ref"
     )
@@ -147,7 +87,7 @@ async def test_a_4xx_answer_is_not_retried(
     endpoint: Endpoint,
 ) -> None:
     sample = await create_sample(sessionmaker, callback_settings)
-    await _register(sessionmaker, callback_settings, sample, endpoint.url)
+    await register(sessionmaker, callback_settings, sample, endpoint.url)
     await create_notification(sessionmaker, sample.service_id, sample.email_template_id, reference="ses-400")
     endpoint.answers = [400]
 
@@ -164,7 +104,7 @@ async def test_a_callback_that_keeps_failing_is_suspended(
     endpoint: Endpoint,
 ) -> None:
     sample = await create_sample(sessionmaker, callback_settings)
-    await _register(sessionmaker, callback_settings, sample, endpoint.url)
+    await register(sessionmaker, callback_settings, sample, endpoint.url)
     await create_notification(sessionmaker, sample.service_id, sample.email_template_id, reference="ses-a")
     await create_notification(sessionmaker, sample.service_id, sample.email_template_id, reference="ses-b")
     endpoint.answers = [500] * 20
@@ -223,7 +163,7 @@ async def test_a_technical_failure_in_delivery_is_called_back(
         await session.execute(
             update(Service).where(Service.id == sample.service_id).values(sending_domain="unverified.invalid")
         )
-    await _register(sessionmaker, callback_settings, sample, endpoint.url)
+    await register(sessionmaker, callback_settings, sample, endpoint.url)
     notification_id = await create_notification(
         sessionmaker,
         sample.service_id,

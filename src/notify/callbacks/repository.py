@@ -19,6 +19,28 @@ _WITH_CALLBACK = text(
     """
 )
 
+_COMPLAINTS_WITH_CALLBACK = text(
+    """
+    SELECT k.id FROM complaints AS k
+    JOIN service_callbacks AS c
+      ON c.service_id = k.service_id AND c.callback_type = 'complaint' AND c.suspended_at IS NULL
+    WHERE k.id = ANY(CAST(:ids AS uuid[]))
+    """
+)
+
+# LEFT JOIN: a complaint may arrive after retention deleted its notification; the service still hears of it.
+_COMPLAINT = text(
+    """
+    SELECT k.id AS complaint_id, k.notification_id, n.client_reference, n."to",
+           coalesce(k.complaint_date, k.created_at) AS complaint_date,
+           c.id AS callback_id, c.url, c.bearer_token, c.suspended_at
+    FROM complaints AS k
+    LEFT JOIN notifications AS n ON n.id = k.notification_id
+    JOIN service_callbacks AS c ON c.service_id = k.service_id AND c.callback_type = 'complaint'
+    WHERE k.id = :id
+    """
+)
+
 _DELIVERY = text(
     """
     SELECT n.id, n.client_reference, n."to", n.notification_type, n.provider_response,
@@ -74,6 +96,21 @@ class DeliveryTarget:
     suspended_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ComplaintTarget:
+    """A complaint joined with its notification (if still kept) and its service's complaint callback."""
+
+    complaint_id: uuid.UUID
+    notification_id: uuid.UUID
+    client_reference: str | None
+    to: str | None
+    complaint_date: datetime
+    callback_id: uuid.UUID
+    url: str
+    bearer_token: bytes
+    suspended_at: datetime | None
+
+
 async def with_callback(session: AsyncSession, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Return which notifications belong to a service with an active delivery-status callback."""
     if not ids:
@@ -86,6 +123,20 @@ async def delivery_target(session: AsyncSession, notification_id: uuid.UUID) -> 
     """Return the notification and its callback, or None when either is gone."""
     row = (await session.execute(_DELIVERY, {"id": notification_id})).first()
     return DeliveryTarget(**row._mapping) if row else None
+
+
+async def complaints_with_callback(session: AsyncSession, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Return which complaints belong to a service with an active complaint callback."""
+    if not ids:
+        return set()
+    result = await session.execute(_COMPLAINTS_WITH_CALLBACK, {"ids": list(ids)})
+    return {row[0] for row in result}
+
+
+async def complaint_target(session: AsyncSession, complaint_id: uuid.UUID) -> ComplaintTarget | None:
+    """Return the complaint and its callback, or None when either is gone."""
+    row = (await session.execute(_COMPLAINT, {"id": complaint_id})).first()
+    return ComplaintTarget(**row._mapping) if row else None
 
 
 async def upsert(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import text
@@ -28,7 +29,7 @@ _APPLY = text(
         OR (u.status IN ('permanent-failure', 'temporary-failure') AND n.status = 'delivered')
         OR (u.status = 'permanent-failure' AND n.status = 'temporary-failure')
       )
-    RETURNING n.id, n.status
+    RETURNING n.id, n.status, n.notification_type, n.created_at
     """
 )
 
@@ -40,6 +41,7 @@ _INSERT_COMPLAINTS = text(
                 CAST(:complaint_dates AS timestamptz[])) AS u(reference, feedback_id, complaint_type, complaint_date)
     JOIN notifications AS n ON n.reference = u.reference
     ON CONFLICT (feedback_id) DO NOTHING
+    RETURNING id
     """
 )
 
@@ -78,13 +80,13 @@ async def apply_statuses(session: AsyncSession, receipts: Sequence[StatusReceipt
             "feedback_ids": [r.feedback_id for r in receipts],
         },
     )
-    return [Applied(notification_id=row[0], status=row[1]) for row in result]
+    return [Applied(row.id, row.status, row.notification_type, row.created_at) for row in result]
 
 
-async def insert_complaints(session: AsyncSession, complaints: Sequence[ComplaintReceipt]) -> int:
-    """Record complaints (a repeated feedback id is ignored); return how many rows were new."""
+async def insert_complaints(session: AsyncSession, complaints: Sequence[ComplaintReceipt]) -> list[uuid.UUID]:
+    """Record complaints (a repeated feedback id is ignored); return the ids of the new rows."""
     if not complaints:
-        return 0
+        return []
     result = await session.execute(
         _INSERT_COMPLAINTS,
         {
@@ -94,7 +96,7 @@ async def insert_complaints(session: AsyncSession, complaints: Sequence[Complain
             "complaint_dates": [c.complaint_date for c in complaints],
         },
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return list(result.scalars())
 
 
 async def delete_expired(session: AsyncSession, limit: int) -> int:

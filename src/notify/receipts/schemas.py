@@ -119,3 +119,5 @@ class Applied:
 
     notification_id: uuid.UUID
     status: str
+    notification_type: str | None = None  # known when the receipts path applied it (for metrics)
+    created_at: datetime | None = None

@@ -9,9 +9,11 @@ from typing import Any
 
 import structlog
 
+from notify import metrics, sentry
 from notify.callbacks import service as callback_service
 from notify.context import WorkerContext
 from notify.db import transaction
+from notify.notifications import statuses
 from notify.receipts import repository
 from notify.receipts.parsing import MalformedReceiptError, Receipt
 from notify.receipts.schemas import Applied, ComplaintReceipt, StatusReceipt
@@ -44,9 +46,20 @@ async def apply_receipts(
     async with transaction(app.sessionmaker) as session:
         known = await repository.known_references(session, references)
         applied = await repository.apply_statuses(session, _strongest(receipts))
-        await repository.insert_complaints(session, complaints)
+        complaint_ids = await repository.insert_complaints(session, complaints)
+    _observe(applied)
     await callback_service.enqueue_delivery_status(app, applied)
+    await callback_service.enqueue_complaints(app, complaint_ids)
     return known, applied
+
+
+def _observe(applied: Sequence[Applied]) -> None:
+    """Count the applied receipts by outcome, and time accepted → delivered for deliveries."""
+    for change in applied:
+        notification_type = change.notification_type or "unknown"
+        metrics.RECEIPTS.labels(notification_type, change.status).inc()
+        if change.status == statuses.DELIVERED and change.created_at is not None:
+            metrics.observe_delivered(notification_type, change.created_at)
 
 
 def _strongest(receipts: Sequence[StatusReceipt]) -> list[StatusReceipt]:
@@ -134,6 +147,9 @@ async def _process(
 async def _dead_letter(app: WorkerContext, queue_name: str, message: dict[str, Any], reason: str) -> None:
     """Move a message we can never process to the dead-letter queue at once, instead of after N receives."""
     log.error("notify.receipts.malformed", queue=queue_name, sqs_message_id=message["MessageId"], reason=reason)
+    sentry.capture_final_failure(
+        "notify.receipts.malformed", reason, queue=queue_name, sqs_message_id=message["MessageId"]
+    )
     dlq_url = (await app.sqs.get_queue_url(QueueName=dead_letter_name(queue_name)))["QueueUrl"]
     await app.sqs.send_message(QueueUrl=dlq_url, MessageBody=message["Body"])
 

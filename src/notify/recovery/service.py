@@ -11,11 +11,14 @@ from datetime import UTC, datetime
 import structlog
 from redis.asyncio import Redis
 
+from notify import sentry
+from notify.callbacks import service as callback_service
 from notify.context import WorkerContext
 from notify.db import transaction
 from notify.inbox import service as inbox_service
 from notify.inbox.streams import ALL_STREAMS, RawEntry, Stream, bury
 from notify.notifications import statuses
+from notify.receipts.schemas import Applied
 from notify.recovery import repository, streams
 from notify.recovery.streams import DeadLetter
 
@@ -86,6 +89,11 @@ async def _bury_exhausted(app: WorkerContext, stream: Stream, raw: Sequence[RawE
     await streams.forget_errors(app.redis, stream, ids)
     for entry_id, _, reason in dead:
         log.error("notify.recovery.dead_lettered", stream=stream.inbox, entry_id=entry_id.decode(), reason=reason)
+    sentry.capture_final_failures(
+        "notify.recovery.dead_lettered",
+        [(entry_id.decode(), reason) for entry_id, _, reason in dead],
+        stream=stream.dead,
+    )
     return len(dead)
 
 
@@ -154,7 +162,10 @@ async def replay_created_notifications(app: WorkerContext, now: datetime | None 
 
 
 async def timeout_notifications(app: WorkerContext) -> dict[str, int]:
-    """Fail rows still `created` (technical-failure) or `sending` (temporary-failure) past their lifetime."""
+    """Fail rows still `created` (technical-failure) or `sending` (temporary-failure) past their lifetime.
+
+    Each chunk's delivery-status callbacks are enqueued after it commits; return how many rows moved, by status.
+    """
     after_s = app.settings.worker.timeout_after_s
     days = after_s / 86_400
     moves = (
@@ -167,6 +178,7 @@ async def timeout_notifications(app: WorkerContext) -> dict[str, int]:
         while True:
             async with transaction(app.sessionmaker) as session:
                 ids = await repository.time_out(session, old_status, new_status, after_s, reason, TIMEOUT_CHUNK)
+            await callback_service.enqueue_delivery_status(app, [Applied(i, new_status) for i in ids])
             total += len(ids)
             if len(ids) < TIMEOUT_CHUNK:
                 break
