@@ -172,6 +172,12 @@ async def update_template(
     return template
 
 
+async def list_templates(session: AsyncSession, service_id: uuid.UUID) -> Sequence[Template]:
+    """Return a service's templates (archived ones too), by name."""
+    await _service(session, service_id)
+    return await template_repository.list_for_service(session, service_id)
+
+
 async def _service(session: AsyncSession, service_id: uuid.UUID) -> Service:
     service = await service_repository.get(session, service_id)
     if service is None:
