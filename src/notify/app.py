@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from notify import sentry
+from notify.admin.router import router as admin_router
 from notify.attachments.storage import AttachmentStorage
 from notify.auth.keys import SecretBox
 from notify.cache import listen_for_invalidations
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sentry.init_sentry(settings, "api")
         engine = create_engine(settings.db, application_name="notify.api")
         sessionmaker = create_sessionmaker(engine)
         redis = create_redis(settings.redis, client_name="notify.api")
@@ -57,13 +59,16 @@ def create_app(settings: Settings) -> FastAPI:
             await streams.ensure_groups(redis)
         except Exception as exc:  # Redis may be down at boot; the API answers 503 until it is back.
             log.warning("notify.api.ensure_groups_failed", error=str(exc))
-        listener = asyncio.create_task(listen_for_invalidations(redis, state.invalidate))
+        stop_listening = asyncio.Event()
+        listener = asyncio.create_task(listen_for_invalidations(redis, state.invalidate, stop_listening))
         try:
             yield
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            stop_listening.set()
+            try:
+                await asyncio.wait_for(listener, timeout=5)
+            except TimeoutError:
+                log.warning("notify.api.listener_stop_timeout")
             if state.s3 is not None:
                 await state.s3.aclose()
             await redis.aclose()
@@ -80,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(RequestMetricsMiddleware)
     ops_docs.install(app)
+    app.include_router(admin_router)
     app.include_router(jobs_router)
     app.include_router(notifications_router)
     app.include_router(ops_router)

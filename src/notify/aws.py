@@ -9,6 +9,10 @@ from aiobotocore.config import AioConfig
 
 from notify.settings import AwsSettings
 
+# Quick retries per call (botocore standard mode; its `max_attempts` counts retries: 3 calls in all).
+# The lean senders retry the same way (notify.delivery.lean).
+QUICK_RETRIES = 2
+
 
 def create_session(settings: AwsSettings) -> aioboto3.Session:
     """Create the process's AWS session; credentials come from settings or the standard AWS chain."""
@@ -29,7 +33,7 @@ def client_kwargs(settings: AwsSettings) -> dict[str, Any]:
         max_pool_connections=settings.max_pool_connections,
         connect_timeout=settings.connect_timeout_s,
         read_timeout=settings.send_timeout_s,
-        retries={"mode": "standard", "max_attempts": 2},
+        retries={"mode": "standard", "max_attempts": QUICK_RETRIES},
     )
     kwargs: dict[str, Any] = {"config": config, "region_name": settings.region}
     if settings.endpoint_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Hashable
@@ -68,30 +69,36 @@ def invalidate_after_commit(session: AsyncSession, redis: Redis | None, service_
         after_commit(session, lambda: publish_invalidation(redis, service_id))
 
 
-async def listen_for_invalidations(redis: Redis, on_invalidate: Callable[[uuid.UUID | None], None]) -> None:
-    """Call `on_invalidate(service_id)` for every invalidation message, until cancelled; reconnect on errors.
+async def listen_for_invalidations(
+    redis: Redis, on_invalidate: Callable[[uuid.UUID | None], None], stop: asyncio.Event
+) -> None:
+    """Call `on_invalidate(service_id)` for every invalidation message until `stop` is set; reconnect on errors.
 
     After each (re)subscription `on_invalidate(None)` clears everything, since messages published while the
-    connection was down are lost.
+    connection was down are lost. Stopping is by event, not cancellation: a cancel landing inside the client's
+    read timeout can surface as a TimeoutError and be taken for a connection problem.
     """
-    while True:
+    while not stop.is_set():
         try:
             async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(INVALIDATION_CHANNEL)
                 on_invalidate(None)
-                while True:
+                while not stop.is_set():
                     # A bounded wait keeps an idle subscription below the client's socket timeout.
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is None:
-                        continue
-                    data = message.get("data")
-                    if isinstance(data, bytes | str):
-                        try:
-                            on_invalidate(uuid.UUID(data.decode() if isinstance(data, bytes) else data))
-                        except ValueError:
-                            log.warning("notify.cache.bad_invalidation")
-        except asyncio.CancelledError:
-            raise
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                    if message is not None:
+                        _dispatch(message.get("data"), on_invalidate)
         except Exception as exc:
+            if stop.is_set():
+                return
             log.warning("notify.cache.listener_error", error=str(exc))
-            await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def _dispatch(data: object, on_invalidate: Callable[[uuid.UUID | None], None]) -> None:
+    if isinstance(data, bytes | str):
+        try:
+            on_invalidate(uuid.UUID(data.decode() if isinstance(data, bytes) else data))
+        except ValueError:
+            log.warning("notify.cache.bad_invalidation")

@@ -16,6 +16,7 @@ from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify import migrations
+from notify.admin import cli as admin_cli
 from notify.admin import safelist as admin_safelist
 from notify.admin import service as admin
 from notify.auth.keys import SecretBox
@@ -372,6 +373,47 @@ def callback_set(
         return await admin.set_callback(session, box, service, url=url, bearer_token=token, callback_type=callback_type)
 
     typer.echo(str(_run(action)))
+
+
+@app.command()
+def retry(
+    ids: Annotated[list[uuid.UUID] | None, typer.Option("--id", help="Notification id (repeatable).")] = None,
+    service: Annotated[uuid.UUID | None, typer.Option("--service", help="Service id.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="permanent-failure, technical-failure or temporary-failure.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Created at or after (ISO 8601, UTC if no offset).")] = None,
+    until: Annotated[str | None, typer.Option(help="Created before (ISO 8601, UTC if no offset).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show how many and a sample; change nothing.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Rows reset and enqueued per transaction.")] = 500,
+) -> None:
+    """Send failed or bounced notifications again, by id or by service + status + time range."""
+    from datetime import datetime
+
+    from notify.errors import BadRequestError
+    from notify.retry import command as retry_command
+    from notify.retry import service as retry_service
+
+    def iso(value: str, option: str) -> datetime:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not an ISO 8601 date or time: {value!r}", param_hint=option) from exc
+
+    try:
+        if ids:
+            selection: retry_service.Selection = retry_service.by_ids(ids)
+        elif service and status and since and until:
+            selection = retry_service.by_filter(service, status, iso(since, "--since"), iso(until, "--until"))
+        else:
+            raise BadRequestError("Give --id ID (repeatable), or --service, --status, --since and --until together")
+        retry_command.run(Settings(), console, selection, dry_run=dry_run, batch_size=batch_size)
+    except NotifyError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(code=1) from exc
+
+
+admin_cli.register(admin_app, _run, console)
 
 
 def main() -> None:

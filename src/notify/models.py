@@ -6,7 +6,7 @@ from notify.db import Base
 from notify.jobs.models import Job, JobRow
 from notify.notifications.models import Notification
 from notify.receipts.models import Complaint
-from notify.services.models import Service, ServiceSafelist
+from notify.services.models import Service, ServiceEmailReplyTo, ServiceSafelist, ServiceSmsSender
 from notify.templates.models import Template, TemplateVersion
 
 __all__ = [
@@ -18,7 +18,9 @@ __all__ = [
     "Notification",
     "Service",
     "ServiceCallback",
+    "ServiceEmailReplyTo",
     "ServiceSafelist",
+    "ServiceSmsSender",
     "Template",
     "TemplateVersion",
 ]

@@ -40,6 +40,14 @@ ATTACHMENT_TYPES = (
     "application/json",
 )
 
+# Smoke-test recipients (GC Notify's defaults): accepted with a 201, never stored, sent or counted (DESIGN §4.6).
+SIMULATED_EMAILS = (
+    "simulate-delivered@notification.canada.ca",
+    "simulate-delivered-2@notification.canada.ca",
+    "simulate-delivered-3@notification.canada.ca",
+)
+SIMULATED_NUMBERS = ("+16132532222", "+16132532223", "+16132532224")
+
 
 class DbSettings(BaseModel):
     """PostgreSQL connection and pool."""
@@ -73,6 +81,7 @@ class AwsSettings(BaseModel):
     sms_sender_id: str | None = None
     max_pool_connections: int = 100
     send_concurrency: int = 100
+    lean_sender: bool = True
     send_timeout_s: float = 15.0
     connect_timeout_s: float = 5.0
     ses_bounce_topic: str = "notify-ses-bounces"
@@ -103,6 +112,8 @@ class ApiSettings(BaseModel):
     page_size: int = 250
     idempotency_ttl_s: int = 86_400
     idempotency_lock_s: int = 30
+    simulated_emails: list[str] = Field(default_factory=lambda: list(SIMULATED_EMAILS))
+    simulated_numbers: list[str] = Field(default_factory=lambda: list(SIMULATED_NUMBERS))
 
 
 class WorkerSettings(BaseModel):

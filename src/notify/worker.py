@@ -11,13 +11,13 @@ from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker, func
 
-from notify import aws, logging
+from notify import aws, logging, sentry
 from notify.attachments.storage import AttachmentStorage
 from notify.callbacks import tasks as callback_tasks
 from notify.context import WorkerContext
 from notify.db import create_engine, create_sessionmaker
+from notify.delivery import lean
 from notify.delivery import tasks as delivery_tasks
-from notify.delivery.senders import SesEmailSender, SnsSmsSender
 from notify.inbox import service as inbox_service
 from notify.inbox import streams
 from notify.inbox import tasks as inbox_tasks
@@ -46,8 +46,7 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
         redis = create_redis(settings.redis, client_name="notify.worker")
         stack.push_async_callback(redis.aclose)
         session = aws.create_session(settings.aws)
-        ses = await stack.enter_async_context(session.client("sesv2", **aws.client_kwargs(settings.aws)))
-        sns = await stack.enter_async_context(session.client("sns", **aws.client_kwargs(settings.aws)))
+        email_sender, sms_sender = await lean.open_senders(stack, session, settings.aws)
         sqs = await stack.enter_async_context(session.client("sqs", **aws.client_kwargs(settings.aws)))
         s3 = AttachmentStorage(settings.aws)
         stack.push_async_callback(s3.aclose)
@@ -58,8 +57,8 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
             sessionmaker=create_sessionmaker(engine),
             redis=redis,
             queue=queue,
-            email_sender=SesEmailSender(ses, settings.aws.ses_configuration_set),
-            sms_sender=SnsSmsSender(sns, settings.aws.sms_sender_id),
+            email_sender=email_sender,
+            sms_sender=sms_sender,
             consumer=streams.consumer_name(),
             send_semaphore=asyncio.Semaphore(settings.aws.send_concurrency),
             s3=s3,
@@ -133,6 +132,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
     """Build an arq Worker with notify's functions, cron jobs and resources."""
 
     async def startup(ctx: dict[str, Any]) -> None:
+        sentry.init_sentry(settings, "worker")
         stack = AsyncExitStack()
         ctx["notify"] = await stack.enter_async_context(worker_resources(settings, ctx["redis"]))
         ctx["notify_stack"] = stack
@@ -153,6 +153,12 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         func(
             callback_tasks.send_delivery_status,
             name="send_delivery_status",
+            timeout=int(settings.worker.callback_timeout_s) + 30,
+            max_tries=settings.worker.callback_max_retries + 1,
+        ),
+        func(
+            callback_tasks.send_complaint,
+            name="send_complaint",
             timeout=int(settings.worker.callback_timeout_s) + 30,
             max_tries=settings.worker.callback_max_retries + 1,
         ),

@@ -106,15 +106,55 @@ class SmsSender(Protocol):
 def classify_client_error(exc: ClientError) -> ProviderError:
     """Translate a botocore ClientError into a transient or permanent provider error."""
     error = exc.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    message = str(error.get("Message", "")) or code
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    described = f"{code}: {message}"
+    return classify_error(str(error.get("Code", "Unknown")), str(error.get("Message", "")), status)
+
+
+def classify_error(code: str, message: str, status: int) -> ProviderError:
+    """Translate a provider error code, message and HTTP status into a transient or permanent provider error."""
+    described = f"{code}: {message or code}"
     if code in ACCOUNT_PAUSED_CODES:
         return TransientProviderError(described, account_paused=True)
     if code in TRANSIENT_CODES or status == 429 or status >= 500:
         return TransientProviderError(described)
     return PermanentProviderError(described)
+
+
+async def send_email_params(message: EmailMessage, configuration_set: str | None) -> dict[str, Any]:
+    """Build the SES v2 `SendEmail` parameters: Raw MIME when files are attached, else Simple content."""
+    params: dict[str, Any] = {
+        "FromEmailAddress": message.from_address,
+        "Destination": {"ToAddresses": [message.to]},
+    }
+    if message.files:
+        # Encoding up to 40 MB of attachments is CPU work: keep it off the event loop.
+        params["Content"] = {"Raw": {"Data": await asyncio.to_thread(build_raw_email, message)}}
+    else:
+        params["Content"] = {
+            "Simple": {
+                "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+                "Body": {
+                    "Text": {"Data": message.text, "Charset": "UTF-8"},
+                    "Html": {"Data": message.html, "Charset": "UTF-8"},
+                },
+            }
+        }
+        if message.reply_to:
+            params["ReplyToAddresses"] = [message.reply_to]
+    if configuration_set:
+        params["ConfigurationSetName"] = configuration_set
+    return params
+
+
+def sms_attributes(message: SmsMessage, default_sender: str | None) -> dict[str, Any]:
+    """Build the SNS `Publish` message attributes: transactional type and, if any, the sender id."""
+    attributes: dict[str, Any] = {
+        "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
+    }
+    sender = message.sender or default_sender
+    if sender:
+        attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": sender}
+    return attributes
 
 
 class SesEmailSender:
@@ -126,27 +166,7 @@ class SesEmailSender:
 
     async def send_email(self, message: EmailMessage) -> str:
         """Send through SES and return its MessageId."""
-        params: dict[str, Any] = {
-            "FromEmailAddress": message.from_address,
-            "Destination": {"ToAddresses": [message.to]},
-        }
-        if message.files:
-            # Encoding up to 40 MB of attachments is CPU work: keep it off the event loop.
-            params["Content"] = {"Raw": {"Data": await asyncio.to_thread(build_raw_email, message)}}
-        else:
-            params["Content"] = {
-                "Simple": {
-                    "Subject": {"Data": message.subject, "Charset": "UTF-8"},
-                    "Body": {
-                        "Text": {"Data": message.text, "Charset": "UTF-8"},
-                        "Html": {"Data": message.html, "Charset": "UTF-8"},
-                    },
-                }
-            }
-            if message.reply_to:
-                params["ReplyToAddresses"] = [message.reply_to]
-        if self._configuration_set:
-            params["ConfigurationSetName"] = self._configuration_set
+        params = await send_email_params(message, self._configuration_set)
         try:
             response = await self._client.send_email(**params)
         except ClientError as exc:
@@ -165,12 +185,7 @@ class SnsSmsSender:
 
     async def send_sms(self, message: SmsMessage) -> str:
         """Publish to the phone number and return SNS's MessageId."""
-        attributes: dict[str, Any] = {
-            "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
-        }
-        sender = message.sender or self._default_sender
-        if sender:
-            attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": sender}
+        attributes = sms_attributes(message, self._default_sender)
         try:
             response = await self._client.publish(
                 PhoneNumber=message.to, Message=message.body, MessageAttributes=attributes

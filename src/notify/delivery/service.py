@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify import metrics
+from notify import metrics, sentry
 from notify.attachments import service as attachments
 from notify.callbacks import service as callback_service
 from notify.context import WorkerContext
@@ -195,6 +195,7 @@ async def _schedule_retries(app: WorkerContext, notification_type: str, outcome:
         log.info("notify.delivery.retry_scheduled", notification_id=str(notification_id), reason=reason)
     for notification_id, reason in outcome.failed:
         log.warning("notify.delivery.failed", notification_id=str(notification_id), reason=reason)
+    sentry.capture_final_failures("notify.delivery.failed", outcome.failed, notification_type=notification_type)
 
 
 async def _defer_paused(app: WorkerContext, notification_type: str, ids: list[uuid.UUID], paused_s: float) -> None:

@@ -11,7 +11,7 @@ import orjson
 import pydantic
 import structlog
 
-from notify import metrics
+from notify import metrics, sentry
 from notify.context import WorkerContext
 from notify.db import transaction
 from notify.inbox import repository, streams
@@ -47,6 +47,9 @@ async def save_batch(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry]
         await streams.bury(app.redis, stream, poison)
         for entry_id, _, reason in poison:
             log.error("notify.inbox.dead_lettered", stream=stream.inbox, entry_id=entry_id.decode(), reason=reason)
+        sentry.capture_final_failures(
+            "notify.inbox.dead_lettered", [(e.decode(), reason) for e, _, reason in poison], stream=stream.dead
+        )
     if not parsed:
         return []
     entries = [entry for _, entry in parsed]

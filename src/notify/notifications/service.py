@@ -23,6 +23,8 @@ from notify.notifications.schemas import (
     SmsContent,
     TemplateRef,
 )
+from notify.notifications.simulated import is_simulated
+from notify.services.context import ServiceContext
 from notify.services.safelist import check_recipient
 from notify.state import ApiState
 from notify.templates import rendering
@@ -52,7 +54,30 @@ def _uri(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
-async def _publish(state: ApiState, caller: Caller, entry: InboxEntry, units: int = 1) -> None:
+def _reply_to(service: ServiceContext, raw_id: str | None) -> str | None:
+    if raw_id is None:
+        return service.default_reply_to()
+    reply_to_id = validation.check_uuid("email_reply_to_id", raw_id)
+    address = service.reply_to_address(reply_to_id)
+    if address is None:
+        raise BadRequestError(f"email_reply_to_id {reply_to_id} does not exist in database for service id {service.id}")
+    return address
+
+
+def _sms_sender(service: ServiceContext, raw_id: str | None, default: str | None) -> str | None:
+    if raw_id is None:
+        return service.default_sms_sender() or service.sms_sender or default
+    sender_id = validation.check_uuid("sms_sender_id", raw_id)
+    sender = service.sms_sender_text(sender_id)
+    if sender is None:
+        raise BadRequestError(f"sms_sender_id {sender_id} does not exist in database for service id {service.id}")
+    return sender
+
+
+async def _publish(
+    state: ApiState, caller: Caller, entry: InboxEntry, units: int = 1, *, simulated: bool = False
+) -> None:
+    """Enforce the limits and XADD the entry; a simulated recipient only counts against the rate limit."""
     try:
         await limits.enforce(
             state.redis,
@@ -61,8 +86,12 @@ async def _publish(state: ApiState, caller: Caller, entry: InboxEntry, units: in
             entry.notification_type,
             units,
             interval_s=state.settings.limits.rate_interval_s,
+            count_daily=not simulated,
             now=entry.created_at,
         )
+        if simulated:
+            log.info("notify.api.simulated", notification_id=str(entry.id), type=entry.notification_type)
+            return
         await streams.publish(state.redis, entry)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.error("notify.api.redis_unavailable", error=type(exc).__name__)
@@ -92,10 +121,16 @@ def _response(
 async def accept_email(
     state: ApiState, caller: Caller, request: PostEmailRequest, base_url: str
 ) -> PostNotificationResponse:
-    """Validate, render and enqueue one email; return the 201 body."""
+    """Validate, render and enqueue one email; return the 201 body.
+
+    A simulated recipient is validated and rendered like any other, skips the safelist, counts against the rate
+    limit (as in GC Notify) but not the daily limit, and is never stored, uploaded or sent.
+    """
     now = datetime.now(UTC)
     normalised = validation.check_email(request.email_address)
-    check_recipient(caller.service, caller.key.key_type, normalised)
+    simulated = is_simulated(state.settings.api, normalised)
+    if not simulated:
+        check_recipient(caller.service, caller.key.key_type, normalised)
     scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
     notification_id = uuid.uuid4()
     files = attachments.prepare(
@@ -106,11 +141,7 @@ async def accept_email(
     )
     validation.check_personalisation_size(files.personalisation, state.settings.limits.personalisation_max_bytes)
     template = await _template(state, caller, request.template_id, "email")
-    if request.email_reply_to_id is not None:
-        reply_to_id = validation.check_uuid("email_reply_to_id", request.email_reply_to_id)
-        raise BadRequestError(
-            f"email_reply_to_id {reply_to_id} does not exist in database for service id {caller.service.id}"
-        )
+    reply_to = _reply_to(caller.service, request.email_reply_to_id)
     try:
         subject, body = rendering.fill_email(template.subject or "", template.content, files.display or {})
     except rendering.MissingPersonalisationError as exc:
@@ -132,11 +163,15 @@ async def accept_email(
         subject=subject,
         body=body,
         client_reference=request.reference,
+        reply_to=reply_to,
         created_at=now,
         scheduled_for=scheduled_for,
     )
-    async with attachments.stored(state.s3, files.files, state.settings.redis.retry_after_s):
-        await _publish(state, caller, entry)
+    if simulated:
+        await _publish(state, caller, entry, simulated=True)
+    else:
+        async with attachments.stored(state.s3, files.files, state.settings.redis.retry_after_s):
+            await _publish(state, caller, entry)
     from_email = caller.service.from_email(state.settings.aws.email_domain)
     content = EmailContent(subject=subject, body=body, from_email=from_email)
     return _response(base_url, entry, template, content)
@@ -145,19 +180,17 @@ async def accept_email(
 async def accept_sms(
     state: ApiState, caller: Caller, request: PostSmsRequest, base_url: str
 ) -> PostNotificationResponse:
-    """Validate, render and enqueue one text message; return the 201 body."""
+    """Validate, render and enqueue one text message; return the 201 body (simulated numbers: see accept_email)."""
     now = datetime.now(UTC)
     normalised = validation.check_phone(request.phone_number)
-    check_recipient(caller.service, caller.key.key_type, normalised)
+    simulated = is_simulated(state.settings.api, normalised)
+    if not simulated:
+        check_recipient(caller.service, caller.key.key_type, normalised)
     scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
     attachments.reject_files(request.personalisation)
     validation.check_personalisation_size(request.personalisation, state.settings.limits.personalisation_max_bytes)
     template = await _template(state, caller, request.template_id, "sms")
-    if request.sms_sender_id is not None:
-        sender_id = validation.check_uuid("sms_sender_id", request.sms_sender_id)
-        raise BadRequestError(
-            f"sms_sender_id {sender_id} does not exist in database for service id {caller.service.id}"
-        )
+    sender = _sms_sender(caller.service, request.sms_sender_id, state.settings.aws.sms_sender_id)
     try:
         rendered = rendering.render_sms(template.content, request.personalisation or {})
     except rendering.MissingPersonalisationError as exc:
@@ -167,7 +200,6 @@ async def accept_sms(
     limit = state.settings.limits.sms_max_chars
     if rendered.character_count > limit:
         raise BadRequestError(f"Content for template has a character count greater than the limit of {limit}")
-    sender = caller.service.sms_sender or state.settings.aws.sms_sender_id
     entry = InboxEntry(
         id=uuid.uuid4(),
         service_id=caller.service.id,
@@ -186,5 +218,5 @@ async def accept_sms(
         created_at=now,
         scheduled_for=scheduled_for,
     )
-    await _publish(state, caller, entry, rendered.fragment_count)
+    await _publish(state, caller, entry, rendered.fragment_count, simulated=simulated)
     return _response(base_url, entry, template, SmsContent(body=rendered.body, from_number=sender))

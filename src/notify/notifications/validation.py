@@ -109,6 +109,9 @@ def check_scheduled_for(value: str | None, now: datetime, max_hours: int = 96) -
 
 
 def check_personalisation_size(personalisation: dict[str, Any] | None, max_bytes: int) -> None:
-    """Reject personalisation whose JSON is larger than `max_bytes`."""
-    if personalisation and len(orjson.dumps(personalisation)) > max_bytes:
-        raise ValidationError([f"Personalisation exceeds the maximum size of {max_bytes} bytes"])
+    """Reject personalisation whose JSON is larger than `max_bytes` (GC Notify's wording)."""
+    size = len(orjson.dumps(personalisation)) if personalisation else 0
+    if size > max_bytes:
+        raise ValidationError(
+            [f"Personalisation variables size of {size} bytes is greater than allowed limit of {max_bytes} bytes."]
+        )

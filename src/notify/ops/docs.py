@@ -23,6 +23,7 @@ ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 
 BEARER = "bearerAuth"
 API_KEY = "apiKeyAuth"
+ADMIN = "adminBearerAuth"
 
 SECURITY_SCHEMES: dict[str, Any] = {
     BEARER: {
@@ -41,6 +42,14 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "name": "Authorization",
         "description": "The whole API key, sent as `Authorization: ApiKey-v1 <key>`. Type `ApiKey-v1 ` then the key.",
     },
+    ADMIN: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "The operator's admin token (`NOTIFY_API__ADMIN_TOKEN`), sent as `Authorization: Bearer <token>`. "
+            "With no token configured every /admin route answers 404."
+        ),
+    },
 }
 
 TAGS: list[dict[str, str]] = [
@@ -55,7 +64,21 @@ TAGS: list[dict[str, str]] = [
     {"name": "templates", "description": "Read a service's templates and preview them with personalisation."},
     {"name": "jobs", "description": "Bulk sending: one job of many rows, and its progress."},
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics; no authentication."},
+    {
+        "name": "admin",
+        "description": (
+            "Manage services, API keys, templates, safelists, callbacks, reply-to addresses and SMS senders "
+            "(what `notify admin` does). Needs the admin token; not part of the Notify protocol."
+        ),
+    },
 ]
+
+ADMIN_ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Bad request: validation failed, or the change is not allowed.",
+    401: "No credentials: the `Authorization` header is missing.",
+    403: "The admin token is wrong.",
+    404: "No such service, key or template, or the admin API is disabled (no admin token configured).",
+}
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Bad request: validation failed, unknown template, missing personalisation, bad recipient.",
@@ -118,14 +141,19 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     defs = components["schemas"]["ErrorResponse"].pop("$defs", {})
     components["schemas"].update(defs)
+    security: list[dict[str, list[str]]]
     for path, operations in schema.get("paths", {}).items():
-        if not path.startswith("/v2/"):
+        if path.startswith("/v2/"):
+            security, errors = [{BEARER: []}, {API_KEY: []}], ERROR_DESCRIPTIONS
+        elif path.startswith("/admin/"):
+            security, errors = [{ADMIN: []}], ADMIN_ERROR_DESCRIPTIONS
+        else:
             continue
         for method, operation in operations.items():
-            operation["security"] = [{BEARER: []}, {API_KEY: []}]
+            operation["security"] = security
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # Validation errors are 400 in the v2 protocol, never 422.
-            for code, description in ERROR_DESCRIPTIONS.items():
+            for code, description in errors.items():
                 responses.setdefault(
                     str(code),
                     {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, func, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from notify.db import Base, TimestampedMixin, new_id
@@ -43,3 +43,37 @@ class ServiceSafelist(Base):
     recipient_type: Mapped[str] = mapped_column(String(6))
     recipient: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ServiceEmailReplyTo(TimestampedMixin, Base):
+    """A Reply-To address a service's emails may carry; one (not archived) is the default."""
+
+    __tablename__ = "service_email_reply_to"
+    __table_args__ = (
+        Index(
+            "uq_service_email_reply_to_default",
+            "service_id",
+            unique=True,
+            postgresql_where=text("is_default AND NOT archived"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    email_address: Mapped[str] = mapped_column(String(255))
+    is_default: Mapped[bool] = mapped_column(server_default=text("false"))
+    archived: Mapped[bool] = mapped_column(server_default=text("false"))
+
+
+class ServiceSmsSender(TimestampedMixin, Base):
+    """A sender id (up to 11 letters and digits) or a phone number a service's text messages may come from."""
+
+    __tablename__ = "service_sms_senders"
+    __table_args__ = (
+        Index("uq_service_sms_senders_default", "service_id", unique=True, postgresql_where=text("is_default")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    sms_sender: Mapped[str] = mapped_column(String(16))
+    is_default: Mapped[bool] = mapped_column(server_default=text("false"))

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notify.auth.keys import SecretBox
 from notify.cache import TtlCache
 from notify.services import repository
-from notify.services.context import KeyContext, ServiceContext
+from notify.services.context import KeyContext, SenderContext, ServiceContext
 
 
 class ServiceDirectory:
@@ -30,6 +30,7 @@ class ServiceDirectory:
         async with self._sessionmaker() as session:
             found = await repository.get_with_active_keys(session, service_id)
             safelist = await repository.get_safelist(session, service_id) if found else ()
+            senders = await repository.get_senders(session, service_id) if found else ()
         if found is None:
             return None
         service, keys = found
@@ -50,6 +51,8 @@ class ServiceDirectory:
                 if (secret := self._secret_box.decrypt(key.secret_encrypted)) is not None
             ),
             safelist=frozenset(safelist),
+            reply_tos=tuple(SenderContext(row.id, row.value, row.is_default) for row in senders if row.kind == "email"),
+            sms_senders=tuple(SenderContext(row.id, row.value, row.is_default) for row in senders if row.kind == "sms"),
         )
         self._cache.set(service_id, context)
         return context
