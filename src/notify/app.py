@@ -22,6 +22,7 @@ from notify.http import JsonResponse
 from notify.inbox import streams
 from notify.jobs.router import router as jobs_router
 from notify.metrics import RequestMetricsMiddleware
+from notify.notifications.fastlane import FastLaneMiddleware
 from notify.notifications.router import router as notifications_router
 from notify.ops import docs as ops_docs
 from notify.ops.router import router as ops_router
@@ -83,7 +84,9 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,  # served by notify.ops.docs from local assets, with no CDN
         redoc_url=None,
     )
-    app.add_middleware(RequestMetricsMiddleware)
+    if settings.api.fast_lane:
+        app.add_middleware(FastLaneMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)  # added last: outermost, so it times the fast lane too
     ops_docs.install(app)
     app.include_router(admin_router)
     app.include_router(jobs_router)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +19,6 @@ RECIPIENT_COLUMNS = {
 RECIPIENT_NAMES = {"email": "email address", "sms": "phone number"}
 REFERENCE_KEY = "reference"
 MAX_ERRORS_LISTED = 100
-_LOCAL_PART_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
-_MAX_LOCAL = 64
-_MAX_ADDRESS = 254
 
 
 def iter_csv(text: str) -> Iterator[list[str]]:
@@ -119,7 +114,9 @@ class RowChecker:
         errors: list[str] = []
         column = self._names[self._recipient]
         try:
-            normalised = normalise_email(recipient) if self._type == "email" else validation.check_phone(recipient)
+            normalised = (
+                validation.check_email(recipient) if self._type == "email" else validation.check_phone(recipient)
+            )
         except ValidationError:
             errors.append(f"Row {row_number} - `{column}`: invalid recipient.")
         else:
@@ -138,36 +135,6 @@ class RowChecker:
             return errors
         reference = _cell(cells, self._reference) if self._reference is not None else ""
         return CheckedRow(row_number, recipient, personalisation, reference or None, units)
-
-
-def normalise_email(value: str) -> str:
-    """Return the address as `validation.check_email` would, checking each domain only once per process.
-
-    email_validator spends most of its time on the domain; a file repeats a few domains thousands of times.
-    A plain dot-atom local part on an ASCII domain that email_validator accepts is valid; anything else takes
-    the full check.
-    """
-    address = value.strip()
-    local, at, domain = address.rpartition("@")
-    if (
-        at
-        and len(local) <= _MAX_LOCAL
-        and len(address) <= _MAX_ADDRESS
-        and domain.isascii()
-        and _LOCAL_PART_RE.match(local)
-        and _domain_ok(domain.lower())
-    ):
-        return address.lower()
-    return validation.check_email(address)
-
-
-@functools.lru_cache(maxsize=4096)
-def _domain_ok(domain: str) -> bool:
-    try:
-        validation.check_email(f"a@{domain}")
-    except ValidationError:
-        return False
-    return True
 
 
 def _cell(cells: Sequence[str], index: int) -> str:

@@ -12,7 +12,7 @@ import structlog
 from notify.context import WorkerContext
 from notify.db import transaction
 from notify.inbox.schemas import InboxEntry, Lane
-from notify.jobs import csv, repository
+from notify.jobs import repository
 from notify.jobs.models import CANCELLED, ERROR, IN_PROGRESS
 from notify.jobs.repository import StartedJob, StoredRow
 from notify.notifications import validation
@@ -44,7 +44,7 @@ def _entry(
     subject: str | None = None
     sender: str | None = None
     if job.notification_type == "email":
-        normalised = csv.normalise_email(row.recipient)
+        normalised = validation.check_email(row.recipient)
         subject, body = rendering.fill_email(template.subject or "", template.content, personalisation)
     else:
         normalised = validation.check_phone(row.recipient)

@@ -9,8 +9,7 @@ from starlette.responses import Response
 
 from notify.dependencies import CallerDep, StateDep
 from notify.http import JsonResponse
-from notify.idempotency import service as idempotency
-from notify.notifications import reads, service, validation
+from notify.notifications import fastlane, reads
 from notify.notifications.schemas import (
     NotificationListResponse,
     NotificationResponse,
@@ -33,14 +32,7 @@ def _body_schema(model: type[PostEmailRequest | PostSmsRequest]) -> dict[str, An
 )
 async def post_email(request: Request, state: StateDep, caller: CallerDep) -> Response:
     """Send an email."""
-    raw = await request.body()
-
-    async def send() -> Response:
-        body = validation.parse_body(raw, PostEmailRequest)
-        response = await service.accept_email(state, caller, body, str(request.base_url))
-        return JsonResponse(response.model_dump(), status_code=201)
-
-    return await idempotency.guard(state.redis, state.settings, caller.service.id, request, raw, send)
+    return await fastlane.post_email(state, caller, request)
 
 
 @router.post(
@@ -48,14 +40,7 @@ async def post_email(request: Request, state: StateDep, caller: CallerDep) -> Re
 )
 async def post_sms(request: Request, state: StateDep, caller: CallerDep) -> Response:
     """Send a text message."""
-    raw = await request.body()
-
-    async def send() -> Response:
-        body = validation.parse_body(raw, PostSmsRequest)
-        response = await service.accept_sms(state, caller, body, str(request.base_url))
-        return JsonResponse(response.model_dump(), status_code=201)
-
-    return await idempotency.guard(state.redis, state.settings, caller.service.id, request, raw, send)
+    return await fastlane.post_sms(state, caller, request)
 
 
 @router.get("/{notification_id}", response_model=NotificationResponse)
