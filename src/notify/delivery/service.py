@@ -189,7 +189,7 @@ async def _schedule_retries(app: WorkerContext, notification_type: str, outcome:
         await app.queue.enqueue_job(
             f"deliver_{notification_type}",
             [str(notification_id)],
-            _job_id=f"retry:{notification_id}:{next_attempt_at.timestamp():.0f}",
+            _job_id=f"retry:{notification_id}:{next_attempt_at.timestamp():.6f}",
             _defer_until=next_attempt_at,
         )
         log.info("notify.delivery.retry_scheduled", notification_id=str(notification_id), reason=reason)
@@ -207,7 +207,7 @@ async def _defer_paused(app: WorkerContext, notification_type: str, ids: list[uu
     await app.queue.enqueue_job(
         f"deliver_{notification_type}",
         [str(i) for i in ids],
-        _job_id=f"paused:{notification_type}:{ids[0]}:{len(ids)}:{until.timestamp():.0f}",
+        _job_id=f"paused:{notification_type}:{ids[0]}:{len(ids)}:{until.timestamp():.6f}",
         _defer_until=until,
     )
     log.info("notify.delivery.batch_deferred", notification_type=notification_type, count=len(ids), seconds=paused_s)
