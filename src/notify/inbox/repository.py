@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify.inbox.schemas import InboxEntry
 
-# One statement per batch, whatever its size: arrays in, ON CONFLICT makes a re-saved entry a no-op.
+# One statement per batch, whatever its size: arrays in, ON CONFLICT makes a re-saved entry a no-op (an id
+# saved before, or a bulk job's row saved before: their ids are derived from the job and row).
 _INSERT = text(
     """
     INSERT INTO notifications (
         id, service_id, template_id, template_version, api_key_id, key_type, notification_type, lane,
         "to", normalised_to, personalisation, subject, body, client_reference, sender, reply_to,
-        created_at, scheduled_for, status, updated_at
+        created_at, scheduled_for, job_id, job_row_number, status, updated_at
     )
     SELECT u.*, 'created', now()
     FROM unnest(
@@ -26,9 +27,10 @@ _INSERT = text(
         CAST(:notification_type AS text[]), CAST(:lane AS text[]), CAST(:to AS text[]),
         CAST(:normalised_to AS text[]), CAST(:personalisation AS jsonb[]), CAST(:subject AS text[]),
         CAST(:body AS text[]), CAST(:client_reference AS text[]), CAST(:sender AS text[]),
-        CAST(:reply_to AS text[]), CAST(:created_at AS timestamptz[]), CAST(:scheduled_for AS timestamptz[])
+        CAST(:reply_to AS text[]), CAST(:created_at AS timestamptz[]), CAST(:scheduled_for AS timestamptz[]),
+        CAST(:job_id AS uuid[]), CAST(:job_row_number AS int[])
     ) AS u
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id
     """
 )
@@ -59,6 +61,8 @@ async def insert_batch(session: AsyncSession, entries: Sequence[InboxEntry]) -> 
         "reply_to": [e.reply_to for e in entries],
         "created_at": [e.created_at for e in entries],
         "scheduled_for": [e.scheduled_for for e in entries],
+        "job_id": [e.job_id for e in entries],
+        "job_row_number": [e.job_row_number for e in entries],
     }
     result = await session.execute(_INSERT, params)
     return [row[0] for row in result.all()]

@@ -40,10 +40,12 @@ class InboxEntry(BaseModel):
     reply_to: str | None = None
     created_at: datetime
     scheduled_for: datetime | None = None
+    job_id: uuid.UUID | None = None
+    job_row_number: int | None = None
 
     def to_bytes(self) -> bytes:
         """Serialise for XADD."""
-        return orjson.dumps(self.model_dump(mode="json"))
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> InboxEntry:

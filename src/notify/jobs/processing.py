@@ -11,6 +11,7 @@ import structlog
 
 from notify.context import WorkerContext
 from notify.db import transaction
+from notify.inbox import repository as inbox_repository
 from notify.inbox.schemas import InboxEntry, Lane
 from notify.jobs import repository
 from notify.jobs.models import CANCELLED, ERROR, IN_PROGRESS
@@ -67,6 +68,8 @@ def _entry(
         client_reference=row.client_reference,
         sender=sender,
         created_at=now,
+        job_id=job.id,
+        job_row_number=row.row_number,
     )
 
 
@@ -114,13 +117,13 @@ async def save_chunks(app: WorkerContext, job: StartedJob, template: TemplateSna
             rows = await repository.rows(session, job.id, start, chunk_size)
             if not rows:
                 break
-            entries = [(row.row_number, _entry(app, job, template, lane, row, now)) for row in rows]
-            await repository.insert_notifications(session, job.id, entries)
+            entries = [_entry(app, job, template, lane, row, now) for row in rows]
+            await inbox_repository.insert_batch(session, entries)
             start = rows[-1].row_number + 1
             await repository.record_progress(session, job.id, start)
         await app.queue.enqueue_job(
             f"deliver_{job.notification_type}",
-            [str(entry.id) for _, entry in entries],
+            [str(entry.id) for entry in entries],
             _job_id=f"deliver:job:{job.id}:{rows[0].row_number}",
         )
         saved += len(rows)

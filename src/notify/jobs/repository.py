@@ -11,7 +11,6 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify.inbox.schemas import InboxEntry
 from notify.jobs.csv import CheckedRow
 from notify.jobs.models import Job
 
@@ -49,27 +48,6 @@ _ROWS = text(
     """
     SELECT row_number, recipient, personalisation, client_reference FROM job_rows
     WHERE job_id = :job_id AND row_number >= :start ORDER BY row_number LIMIT :limit
-    """
-)
-
-# Ids are derived from (job, row): a row saved twice (two workers, a resume) hits the same id and is skipped.
-_INSERT_NOTIFICATIONS = text(
-    """
-    INSERT INTO notifications (
-        id, service_id, template_id, template_version, api_key_id, key_type, notification_type, lane,
-        "to", normalised_to, personalisation, subject, body, client_reference, sender, job_id, job_row_number,
-        created_at, status, updated_at
-    )
-    SELECT u.*, 'created', now()
-    FROM unnest(
-        CAST(:id AS uuid[]), CAST(:service_id AS uuid[]), CAST(:template_id AS uuid[]),
-        CAST(:template_version AS int[]), CAST(:api_key_id AS uuid[]), CAST(:key_type AS text[]),
-        CAST(:notification_type AS text[]), CAST(:lane AS text[]), CAST(:to AS text[]),
-        CAST(:normalised_to AS text[]), CAST(:personalisation AS jsonb[]), CAST(:subject AS text[]),
-        CAST(:body AS text[]), CAST(:client_reference AS text[]), CAST(:sender AS text[]),
-        CAST(:job_id AS uuid[]), CAST(:job_row_number AS int[]), CAST(:created_at AS timestamptz[])
-    ) AS u
-    ON CONFLICT DO NOTHING
     """
 )
 
@@ -213,36 +191,6 @@ async def rows(session: AsyncSession, job_id: uuid.UUID, start: int, limit: int)
     """Return up to `limit` rows from row number `start` on."""
     result = await session.execute(_ROWS, {"job_id": job_id, "start": start, "limit": limit})
     return [StoredRow(**row._mapping) for row in result]
-
-
-async def insert_notifications(
-    session: AsyncSession, job_id: uuid.UUID, entries: Sequence[tuple[int, InboxEntry]]
-) -> None:
-    """Insert `(row number, entry)` notifications of a job; rows that exist already are skipped."""
-    if not entries:
-        return
-    e = [entry for _, entry in entries]
-    params: dict[str, list[Any]] = {
-        "id": [x.id for x in e],
-        "service_id": [x.service_id for x in e],
-        "template_id": [x.template_id for x in e],
-        "template_version": [x.template_version for x in e],
-        "api_key_id": [x.api_key_id for x in e],
-        "key_type": [x.key_type for x in e],
-        "notification_type": [x.notification_type for x in e],
-        "lane": [x.lane for x in e],
-        "to": [x.to for x in e],
-        "normalised_to": [x.normalised_to for x in e],
-        "personalisation": [orjson.dumps(x.personalisation).decode() if x.personalisation else None for x in e],
-        "subject": [x.subject for x in e],
-        "body": [x.body for x in e],
-        "client_reference": [x.client_reference for x in e],
-        "sender": [x.sender for x in e],
-        "job_id": [job_id] * len(e),
-        "job_row_number": [number for number, _ in entries],
-        "created_at": [x.created_at for x in e],
-    }
-    await session.execute(_INSERT_NOTIFICATIONS, params)
 
 
 async def record_progress(session: AsyncSession, job_id: uuid.UUID, rows_saved: int) -> None:
