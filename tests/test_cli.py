@@ -110,4 +110,5 @@ def test_notify_dev_serves_a_first_notification(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert "notify dev" in output
+    assert "NotificationsAPIClient(" in output, "the banner shows how to send with the Python client"
     assert not (data_dir / "dev.env").exists(), "dev.env is removed when the servers stop"

@@ -189,6 +189,11 @@ def _banner(settings: Settings, demo: Demo, port: int, data_dir: Path, env_file:
             f"    -H 'Content-Type: application/json' \\\n"
             f'    -d \'{{"email_address": "you@example.com", "template_id": "{demo.email_template_id}", '
             f'"personalisation": {{"name": "you"}}}}\'\n\n'
+            f"Or with the Notify Python client (pip install notifications-python-client):\n"
+            f"  from notifications_python_client.notifications import NotificationsAPIClient\n"
+            f"  client = NotificationsAPIClient('{demo.key}', base_url='{base}')\n"
+            f"  client.send_email_notification(email_address='you@example.com',\n"
+            f"      template_id='{demo.email_template_id}', personalisation={{'name': 'you'}})\n\n"
             f"Press Ctrl-C to stop.",
             title="notify",
         )

@@ -127,6 +127,13 @@ RECEIPTS = Counter(
     "notify_receipts", "Provider receipts applied, by outcome.", ["notification_type", "outcome"], registry=REGISTRY
 )
 
+RECOVERY_ACTIONS = Counter(
+    "notify_recovery_actions",
+    "Recovery actions taken: entries saved again, dead-lettered, leases released, rows replayed or timed out.",
+    ["action"],
+    registry=REGISTRY,
+)
+
 _CODE = re.compile(r"^[A-Za-z][\w.]{0,63}$")
 
 
@@ -178,6 +185,12 @@ def observe_delivery(
 def observe_delivered(notification_type: str, created_at: datetime) -> None:
     """Record accepted → delivered for one delivery receipt (for the receipt pollers)."""
     ACCEPTED_TO_DELIVERED.labels(notification_type).observe(max((datetime.now(UTC) - created_at).total_seconds(), 0.0))
+
+
+def count_recovery(action: str, count: int = 1) -> None:
+    """Count `count` recovery actions of one kind (DESIGN §2.3)."""
+    if count:
+        RECOVERY_ACTIONS.labels(action).inc(count)
 
 
 def render() -> bytes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import structlog
 from redis.asyncio import Redis
 
+from notify import metrics
+
 log = structlog.get_logger(__name__)
 
 
@@ -16,6 +18,7 @@ def pause_key(notification_type: str) -> str:
 async def pause(redis: Redis, notification_type: str, seconds: int, reason: str) -> None:
     """Pause sending of `notification_type` for every worker for `seconds`; a later pause extends it."""
     await redis.set(pause_key(notification_type), reason[:500], ex=max(1, seconds))
+    metrics.count_recovery("sending_paused")
     log.warning("notify.delivery.sending_paused", notification_type=notification_type, seconds=seconds, reason=reason)
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import structlog
 from redis.asyncio import Redis
 
-from notify import sentry
+from notify import metrics, sentry
 from notify.callbacks import service as callback_service
 from notify.context import WorkerContext
 from notify.db import transaction
@@ -88,6 +88,7 @@ async def _bury_exhausted(app: WorkerContext, stream: Stream, raw: Sequence[RawE
     await bury(app.redis, stream, dead)
     await streams.forget_errors(app.redis, stream, ids)
     for entry_id, _, reason in dead:
+        metrics.count_recovery("dead_lettered", 1)
         log.error("notify.recovery.dead_lettered", stream=stream.inbox, entry_id=entry_id.decode(), reason=reason)
     sentry.capture_final_failures(
         "notify.recovery.dead_lettered",
@@ -124,10 +125,12 @@ async def _try_save(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry],
         error = f"{type(exc).__name__}: {str(exc)[:300]}"
         report.failed += len(ids)
         await streams.record_errors(app.redis, stream, ids, error)
+        metrics.count_recovery("save_failed", len(ids))
         log.warning("notify.recovery.save_failed", stream=stream.inbox, count=len(ids), error=error)
         return error
     report.saved += len(saved)
     await streams.forget_errors(app.redis, stream, ids)
+    metrics.count_recovery("in_flight_saved", len(saved))
     log.info("notify.recovery.in_flight_saved", stream=stream.inbox, count=len(saved))
     return None
 
@@ -139,6 +142,7 @@ async def replay_created_notifications(app: WorkerContext, now: datetime | None 
         released = await repository.release_expired_leases(session, worker.send_lease_s)
         waiting = await repository.waiting_rows(session, worker.replay_after_s, worker.replay_max_rows)
     if released:
+        metrics.count_recovery("lease_released", len(released))
         log.warning("notify.recovery.leases_released", count=len(released), lease_s=worker.send_lease_s)
     by_type: dict[str, dict[uuid.UUID, None]] = defaultdict(dict)
     for notification_id, notification_type in [*released, *waiting]:
@@ -157,6 +161,7 @@ async def replay_created_notifications(app: WorkerContext, now: datetime | None 
                 _job_id=f"replay:{notification_type}:{window}:{number}:{chunk[0]}",
             )
             replayed += len(chunk)
+        metrics.count_recovery("replayed", len(ordered))
         log.info("notify.recovery.replayed", notification_type=notification_type, count=len(ordered))
     return replayed
 
@@ -184,6 +189,7 @@ async def timeout_notifications(app: WorkerContext) -> dict[str, int]:
                 break
         counts[new_status] = total
         if total:
+            metrics.count_recovery("timed_out", total)
             log.warning("notify.recovery.timed_out", from_status=old_status, to_status=new_status, count=total)
     return counts
 
@@ -209,6 +215,7 @@ async def requeue_dead_letters(redis: Redis, stream: str | None = None) -> int:
         while letters := await streams.list_dead(redis, lane, REQUEUE_CHUNK, until=last_id):
             await streams.requeue_dead(redis, lane, letters)
             count += len(letters)
+        metrics.count_recovery("dead_letter_requeued", count)
         log.warning("notify.recovery.dead_letters_requeued", stream=lane.dead, count=count)
         requeued += count
     return requeued
