@@ -48,6 +48,7 @@ class Job(TimestampedMixin, Base):
     rows_saved: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     reference: Mapped[str | None] = mapped_column(Text)
     reply_to_id: Mapped[uuid.UUID | None]
+    sender: Mapped[str | None] = mapped_column(Text)
     scheduled_for: Mapped[datetime | None]
     processing_started: Mapped[datetime | None]
     processing_finished: Mapped[datetime | None]

@@ -44,13 +44,15 @@ def _entry(
     personalisation = row.personalisation or {}
     subject: str | None = None
     sender: str | None = None
+    reply_to: str | None = None
     if job.notification_type == "email":
+        reply_to = job.sender
         normalised = validation.check_email(row.recipient)
         subject, body = rendering.fill_email(template.subject or "", template.content, personalisation)
     else:
         normalised = validation.check_phone(row.recipient)
         body = rendering.render_sms(template.content, personalisation).body
-        sender = job.sms_sender or app.settings.aws.sms_sender_id
+        sender = job.sender or job.sms_sender or app.settings.aws.sms_sender_id
     return InboxEntry(
         id=notification_id(job.id, row.row_number),
         service_id=job.service_id,
@@ -67,6 +69,7 @@ def _entry(
         body=body,
         client_reference=row.client_reference,
         sender=sender,
+        reply_to=reply_to,
         created_at=now,
         job_id=job.id,
         job_row_number=row.row_number,

@@ -31,14 +31,14 @@ _START = text(
     FROM services AS s
     WHERE j.id = :id AND j.status = 'pending' AND s.id = j.service_id
     RETURNING j.id, j.service_id, j.template_id, j.template_version, j.api_key_id, j.key_type, j.notification_type,
-              j.notification_count, j.rows_saved, s.active AS service_active, s.sms_sender
+              j.notification_count, j.rows_saved, j.sender, s.active AS service_active, s.sms_sender
     """
 )
 
 _STARTED = text(
     """
     SELECT j.id, j.service_id, j.template_id, j.template_version, j.api_key_id, j.key_type, j.notification_type,
-           j.notification_count, j.rows_saved, s.active AS service_active, s.sms_sender
+           j.notification_count, j.rows_saved, j.sender, s.active AS service_active, s.sms_sender
     FROM jobs AS j JOIN services AS s ON s.id = j.service_id
     WHERE j.id = :id AND j.status = 'in progress'
     """
@@ -128,6 +128,7 @@ class StartedJob:
     notification_type: str
     notification_count: int
     rows_saved: int
+    sender: str | None
     service_active: bool
     sms_sender: str | None
 

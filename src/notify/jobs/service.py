@@ -23,6 +23,7 @@ from notify.jobs.schemas import ApiKeyRef, JobResponse, PostBulkRequest, Service
 from notify.limits import service as limits
 from notify.notifications import reads, validation
 from notify.notifications.schemas import NotificationResponse
+from notify.services import senders
 from notify.services.safelist import check_recipient
 from notify.state import ApiState
 from notify.templates.service import TemplateSnapshot
@@ -91,10 +92,11 @@ async def create_job(state: ApiState, caller: Caller, request: PostBulkRequest) 
         raise BadRequestError(f"Too many rows. Maximum number of rows allowed is {max_rows}")
     scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
     template = await _template(state, caller, request.template_id)
-    if request.reply_to_id is not None:
-        reply_to_id = validation.check_uuid("reply_to_id", request.reply_to_id)
-        raise BadRequestError(
-            f"reply_to_id {reply_to_id} does not exist in database for service id {caller.service.id}"
+    if template.template_type == "email":
+        sender = senders.resolve_reply_to(caller.service, request.reply_to_id, "reply_to_id")
+    else:
+        sender = senders.resolve_sms_sender(
+            caller.service, request.reply_to_id, state.settings.aws.sms_sender_id, "reply_to_id"
         )
     header = next((line for line in lines if not csv.is_blank(line)), None)
     if header is None:
@@ -120,6 +122,8 @@ async def create_job(state: ApiState, caller: Caller, request: PostBulkRequest) 
         notification_count=0,
         rows_saved=0,
         reference=request.reference,
+        reply_to_id=uuid.UUID(request.reply_to_id) if request.reply_to_id else None,
+        sender=sender,
         scheduled_for=scheduled_for,
         created_at=now,
         updated_at=now,

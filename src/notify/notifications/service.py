@@ -24,7 +24,7 @@ from notify.notifications.schemas import (
     TemplateRef,
 )
 from notify.notifications.simulated import is_simulated
-from notify.services.context import ServiceContext
+from notify.services import senders
 from notify.services.safelist import check_recipient
 from notify.state import ApiState
 from notify.templates import rendering
@@ -52,26 +52,6 @@ def _missing(template: TemplateSnapshot, exc: rendering.MissingPersonalisationEr
 
 def _uri(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
-
-
-def _reply_to(service: ServiceContext, raw_id: str | None) -> str | None:
-    if raw_id is None:
-        return service.default_reply_to()
-    reply_to_id = validation.check_uuid("email_reply_to_id", raw_id)
-    address = service.reply_to_address(reply_to_id)
-    if address is None:
-        raise BadRequestError(f"email_reply_to_id {reply_to_id} does not exist in database for service id {service.id}")
-    return address
-
-
-def _sms_sender(service: ServiceContext, raw_id: str | None, default: str | None) -> str | None:
-    if raw_id is None:
-        return service.default_sms_sender() or service.sms_sender or default
-    sender_id = validation.check_uuid("sms_sender_id", raw_id)
-    sender = service.sms_sender_text(sender_id)
-    if sender is None:
-        raise BadRequestError(f"sms_sender_id {sender_id} does not exist in database for service id {service.id}")
-    return sender
 
 
 async def _publish(
@@ -141,7 +121,7 @@ async def accept_email(
     )
     validation.check_personalisation_size(files.personalisation, state.settings.limits.personalisation_max_bytes)
     template = await _template(state, caller, request.template_id, "email")
-    reply_to = _reply_to(caller.service, request.email_reply_to_id)
+    reply_to = senders.resolve_reply_to(caller.service, request.email_reply_to_id, "email_reply_to_id")
     try:
         subject, body = rendering.fill_email(template.subject or "", template.content, files.display or {})
     except rendering.MissingPersonalisationError as exc:
@@ -190,7 +170,9 @@ async def accept_sms(
     attachments.reject_files(request.personalisation)
     validation.check_personalisation_size(request.personalisation, state.settings.limits.personalisation_max_bytes)
     template = await _template(state, caller, request.template_id, "sms")
-    sender = _sms_sender(caller.service, request.sms_sender_id, state.settings.aws.sms_sender_id)
+    sender = senders.resolve_sms_sender(
+        caller.service, request.sms_sender_id, state.settings.aws.sms_sender_id, "sms_sender_id"
+    )
     try:
         rendered = rendering.render_sms(template.content, request.personalisation or {})
     except rendering.MissingPersonalisationError as exc:
