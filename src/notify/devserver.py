@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import uvicorn
 from dotenv import dotenv_values
 from rich.console import Console
 from rich.panel import Panel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify import aws, logging, migrations
 from notify.admin import service as admin
@@ -133,11 +136,7 @@ async def _prepare(settings: Settings, *, verify_identity: bool) -> Demo:
         await engine.dispose()
 
 
-async def _existing_demo(session: object, box: SecretBox, service_id: object) -> Demo:
-    from sqlalchemy import select
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    assert isinstance(session, AsyncSession)
+async def _existing_demo(session: AsyncSession, box: SecretBox, service_id: uuid.UUID) -> Demo:
     key = await session.scalar(
         select(ApiKey).where(ApiKey.service_id == service_id, ApiKey.revoked_at.is_(None)).order_by(ApiKey.created_at)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -25,10 +26,7 @@ class ApiState:
     templates: TemplateDirectory
     s3: AttachmentStorage | None = None  # attachments bucket; its client opens on the first file
 
-    def invalidate(self, service_id: object) -> None:
+    def invalidate(self, service_id: uuid.UUID | None) -> None:
         """Forget cached service and template data (None: everything)."""
-        import uuid
-
-        sid = service_id if isinstance(service_id, uuid.UUID) else None
-        self.services.invalidate(sid)
-        self.templates.invalidate(sid)
+        self.services.invalidate(service_id)
+        self.templates.invalidate(service_id)
