@@ -26,7 +26,6 @@ from notify.notifications.schemas import NotificationResponse
 from notify.services import senders
 from notify.services.safelist import check_recipient
 from notify.state import ApiState
-from notify.templates.service import TemplateSnapshot
 
 log = structlog.get_logger(__name__)
 
@@ -41,15 +40,6 @@ def queue_for(redis: Redis) -> ArqRedis:
 def process_job_id(job_id: uuid.UUID) -> str:
     """Return the arq job id that makes the first `process_job` of a job enqueue once."""
     return f"process_job:{job_id}"
-
-
-async def _template(state: ApiState, caller: Caller, template_id: str) -> TemplateSnapshot:
-    template = await state.templates.get(caller.service.id, validation.check_uuid("template_id", template_id))
-    if template is None:
-        raise BadRequestError("Template not found")
-    if template.archived:
-        raise BadRequestError(f"Template {template.id} has been deleted")
-    return template
 
 
 def parse_request(raw: bytes) -> PostBulkRequest:
@@ -91,7 +81,7 @@ async def create_job(state: ApiState, caller: Caller, request: PostBulkRequest) 
     if request.rows is not None and len(request.rows) - 1 > max_rows:
         raise BadRequestError(f"Too many rows. Maximum number of rows allowed is {max_rows}")
     scheduled_for = validation.check_scheduled_for(request.scheduled_for, now)
-    template = await _template(state, caller, request.template_id)
+    template = await state.templates.usable(caller.service.id, request.template_id)
     if template.template_type == "email":
         sender = senders.resolve_reply_to(caller.service, request.reply_to_id, "reply_to_id")
     else:

@@ -32,15 +32,9 @@ from notify.templates.service import TemplateSnapshot
 
 log = structlog.get_logger(__name__)
 
-_TYPE_NAMES = {"email": "email", "sms": "text message"}
-
 
 async def _template(state: ApiState, caller: Caller, template_id: str, notification_type: str) -> TemplateSnapshot:
-    template = await state.templates.get(caller.service.id, validation.check_uuid("template_id", template_id))
-    if template is None:
-        raise BadRequestError("Template not found")
-    if template.archived:
-        raise BadRequestError(f"Template {template.id} has been deleted")
+    template = await state.templates.usable(caller.service.id, template_id)
     if template.template_type != notification_type:
         raise BadRequestError(f"{template.template_type} template is not suitable for {notification_type} notification")
     return template

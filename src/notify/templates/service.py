@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify.cache import TtlCache
+from notify.errors import BadRequestError
+from notify.notifications import validation
 from notify.templates import repository
 
 
@@ -58,6 +60,15 @@ class TemplateDirectory:
         )
         self._cache.set(key, snapshot)
         return snapshot
+
+    async def usable(self, service_id: uuid.UUID, raw_template_id: str) -> TemplateSnapshot:
+        """Return the template a notification or job may be sent with, or raise the v2 400 that says why not."""
+        template = await self.get(service_id, validation.check_uuid("template_id", raw_template_id))
+        if template is None:
+            raise BadRequestError("Template not found")
+        if template.archived:
+            raise BadRequestError(f"Template {template.id} has been deleted")
+        return template
 
     def invalidate(self, service_id: uuid.UUID | None) -> None:
         """Forget one service's templates, or everything when `service_id` is None."""
