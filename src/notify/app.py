@@ -26,7 +26,7 @@ from notify.notifications.fastlane import FastLaneMiddleware
 from notify.notifications.router import router as notifications_router
 from notify.ops import docs as ops_docs
 from notify.ops.router import router as ops_router
-from notify.redis import create_redis
+from notify.redis import CommandBatcher, create_redis
 from notify.services.service import ServiceDirectory
 from notify.settings import Settings
 from notify.state import ApiState
@@ -45,12 +45,14 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(settings.db, application_name="notify.api")
         sessionmaker = create_sessionmaker(engine)
         redis = create_redis(settings.redis, client_name="notify.api")
+        batcher = CommandBatcher(redis) if settings.redis.batch_commands else None
         ttl = settings.api.cache_ttl_s
         state = ApiState(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
             redis=redis,
+            commands=batcher or redis,
             services=ServiceDirectory(sessionmaker, SecretBox(settings.api.secret_key.get_secret_value()), ttl),
             templates=TemplateDirectory(sessionmaker, ttl),
             s3=AttachmentStorage(settings.aws),
@@ -72,6 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
                 log.warning("notify.api.listener_stop_timeout")
             if state.s3 is not None:
                 await state.s3.aclose()
+            if batcher is not None:
+                await batcher.aclose()
             await redis.aclose()
             await engine.dispose()
 

@@ -67,6 +67,8 @@ class RedisSettings(BaseModel):
     max_connections: int = 200
     socket_timeout_s: float = 5.0
     retry_after_s: int = 5
+    # The API sends the rate-limit script and XADD of concurrent requests as one pipeline per loop turn.
+    batch_commands: bool = True
 
 
 class AwsSettings(BaseModel):
@@ -94,6 +96,7 @@ class AwsSettings(BaseModel):
     receipt_visibility_timeout_s: int = 300
     receipt_wait_time_s: int = 1
     receipt_poll_budget_s: float = 50.0
+    receipt_receive_concurrency: int = Field(default=8, ge=1)
     attachments_bucket: str = "notify-attachments"
     attachment_link_expiry_s: int = 604_800
 

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notify.attachments.storage import AttachmentStorage
+from notify.redis import Commands
 from notify.services.service import ServiceDirectory
 from notify.settings import Settings
 from notify.templates.service import TemplateDirectory
@@ -22,6 +23,7 @@ class ApiState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
+    commands: Commands  # the hot path's limits and XADD: `redis` itself, or a CommandBatcher over it
     services: ServiceDirectory
     templates: TemplateDirectory
     s3: AttachmentStorage | None = None  # attachments bucket; its client opens on the first file

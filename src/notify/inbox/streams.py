@@ -11,6 +11,7 @@ from redis.exceptions import ResponseError
 
 from notify import metrics
 from notify.inbox.schemas import LANES, TYPES, InboxEntry, Lane, NotificationType
+from notify.redis import Commands
 
 GROUP = "savers"
 FIELD = b"n"
@@ -54,9 +55,9 @@ async def ensure_groups(redis: Redis) -> None:
                 raise
 
 
-async def publish(redis: Redis, entry: InboxEntry) -> None:
-    """XADD an accepted notification to its lane's inbox stream."""
-    await redis.xadd(Stream(entry.notification_type, entry.lane).inbox, {FIELD: entry.to_bytes()})
+async def publish(redis: Commands, entry: InboxEntry) -> None:
+    """XADD an accepted notification to its lane's inbox stream (`redis` may be the API's command batcher)."""
+    await redis.execute_command("XADD", Stream(entry.notification_type, entry.lane).inbox, "*", FIELD, entry.to_bytes())
     metrics.ACCEPTED.labels(entry.notification_type, entry.lane).inc()
 
 

@@ -3,22 +3,24 @@
 The rate limit is GC Notify's sliding window: a sorted set per service and key type holding one member per
 request of the last interval; rejected requests count too, so a client that keeps hammering stays limited.
 The daily counters are keyed by the UTC date and only move when the request is accepted. Both live in one Lua
-script, so a request costs a single round trip and two racing API processes can never both take the last slot.
-Keys share a `{service_id}` hash tag so the script also runs on Redis Cluster.
+script, so a request costs a single command and two racing API processes can never both take the last slot.
+Keys share a `{service_id}` hash tag so the script also runs on Redis Cluster. The script goes by its SHA
+(`EVALSHA`), so it can ride in the API's command batches; when Redis has forgotten it (a restart, `SCRIPT
+FLUSH`) the request sends the body once with `EVAL`, which also caches it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from notify.limits.exceptions import RequestRateLimitError, TooManyRequestsError
+from notify.redis import Commands
 from notify.services.context import ServiceContext
 
 # KEYS[1]: the request window (sorted set); KEYS[2], optional: today's counter for the notification type.
@@ -48,7 +50,7 @@ end
 return {0, count}
 """
 
-_scripts: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDictionary()
+SCRIPT_SHA = hashlib.sha1(_LUA.encode()).hexdigest()  # Redis names scripts by their SHA-1
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +70,12 @@ def daily_key(service_id: object, notification_type: str, day: str) -> str:
     return f"limits:{{{service_id}}}:daily:{notification_type}:{day}"
 
 
-def _script(redis: Redis) -> AsyncScript:
-    script = _scripts.get(redis)
-    if script is None:
-        script = _scripts[redis] = redis.register_script(_LUA)
-    return script
+async def _run_script(redis: Commands, keys: list[str], args: list[str | int]) -> list[int]:
+    try:
+        reply: list[int] = await redis.execute_command("EVALSHA", SCRIPT_SHA, len(keys), *keys, *args)
+    except NoScriptError:
+        reply = await redis.execute_command("EVAL", _LUA, len(keys), *keys, *args)
+    return reply
 
 
 def _daily_limit(service: ServiceContext, notification_type: str) -> int:
@@ -80,7 +83,7 @@ def _daily_limit(service: ServiceContext, notification_type: str) -> int:
 
 
 async def enforce(
-    redis: Redis,
+    redis: Commands,
     service: ServiceContext,
     key_type: str,
     notification_type: str,
@@ -114,7 +117,7 @@ async def enforce(
         units,
         to_midnight_s + 3600,
     ]
-    outcome, value = await _script(redis)(keys=keys, args=args)
+    outcome, value = await _run_script(redis, keys, args)
     if outcome == 1:
         retry_after_s = max(1, math.ceil(int(value) / 1000))
         raise RequestRateLimitError(key_type, service.rate_limit, interval_s, retry_after_s)

@@ -54,7 +54,7 @@ async def _publish(
     """Enforce the limits and XADD the entry; a simulated recipient only counts against the rate limit."""
     try:
         await limits.enforce(
-            state.redis,
+            state.commands,
             caller.service,
             entry.key_type,
             entry.notification_type,
@@ -66,7 +66,7 @@ async def _publish(
         if simulated:
             log.info("notify.api.simulated", notification_id=str(entry.id), type=entry.notification_type)
             return
-        await streams.publish(state.redis, entry)
+        await streams.publish(state.commands, entry)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.error("notify.api.redis_unavailable", error=type(exc).__name__)
         raise ServiceUnavailableError(
