@@ -25,6 +25,7 @@ from notify.metrics import RequestMetricsMiddleware
 from notify.notifications.fastlane import FastLaneMiddleware
 from notify.notifications.router import router as notifications_router
 from notify.ops import docs as ops_docs
+from notify.ops import heap
 from notify.ops.router import router as ops_router
 from notify.redis import CommandBatcher, create_redis
 from notify.services.service import ServiceDirectory
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning("notify.api.ensure_groups_failed", error=str(exc))
         stop_listening = asyncio.Event()
         listener = asyncio.create_task(listen_for_invalidations(redis, state.invalidate, stop_listening))
+        heap.freeze_startup_objects()
         try:
             yield
         finally:

@@ -22,7 +22,7 @@ from notify.inbox import service as inbox_service
 from notify.inbox import streams
 from notify.inbox import tasks as inbox_tasks
 from notify.jobs import tasks as job_tasks
-from notify.ops import exporter
+from notify.ops import exporter, heap
 from notify.ops.shutdown import GracefulWorker
 from notify.receipts import tasks as receipt_tasks
 from notify.recovery import tasks as recovery_tasks
@@ -139,6 +139,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         if settings.worker.metrics_port is not None:
             port = settings.worker.metrics_port
             await stack.enter_async_context(exporter.serve(settings.worker.metrics_host, port, ctx["notify"].redis))
+        heap.freeze_startup_objects()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         stack = ctx.get("notify_stack")
