@@ -4,8 +4,16 @@ Data in, rendered message out: no I/O, no settings, no clock. This runs once per
 the Markdown parser are built once at import. Parsing Markdown costs over ten times as much as filling
 placeholders, so the POST path, which returns only the Markdown source, can call `fill_email`; `render_email`
 parses each body once and produces both HTML and plain text from the same tokens.
+
+At send time the same template is rendered thousands of times with different values, so `render_email` renders
+each template body once with a marker in every placeholder and fills the markers of that cached HTML and text
+(`_prerender`). That is only exact when a value cannot change the Markdown around it, so it is used only for
+values made of letters and digits joined by single spaces or `. , @ ' ? : / % -` (and starting with a letter
+where the placeholder starts a line); any other value, a conditional placeholder or a placeholder inside a link
+takes the full path, `render_email_fully`. tests/templates/test_prerender.py checks both agree.
 """
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -98,14 +106,134 @@ def fill_email(subject: str, content: str, personalisation: Personalisation) -> 
 
 
 def render_email(subject: str, content: str, personalisation: Personalisation) -> RenderedEmail:
-    """Fill an email template and render its Markdown body to HTML and plain text."""
+    """Fill an email template and render its Markdown body to HTML and plain text (from a cached render if exact)."""
     values = _by_key(personalisation)
     filled_subject, body = _fill_email(subject, content, values)
+    prerendered = _prerender(content)
+    if prerendered is not None and prerendered.fits(values):
+        html, text = prerendered.fill(values)
+        return RenderedEmail(subject=filled_subject, body=body, html=html, text=text)
+    return _render_markdown(content, values, filled_subject, body)
+
+
+def render_email_fully(subject: str, content: str, personalisation: Personalisation) -> RenderedEmail:
+    """Fill an email template and parse and render its filled Markdown body: the general path."""
+    values = _by_key(personalisation)
+    filled_subject, body = _fill_email(subject, content, values)
+    return _render_markdown(content, values, filled_subject, body)
+
+
+def _render_markdown(content: str, values: Mapping[str, object], filled_subject: str, body: str) -> RenderedEmail:
     # Escaping "&" keeps a value such as "&lt;" literal instead of letting Markdown decode it as an entity.
     source = _fill(content, values, "html") if "&" in body else body
     tokens = _MARKDOWN.parse(source)
     html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
     return RenderedEmail(subject=filled_subject, body=body, html=html, text=_plain_text(tokens))
+
+
+# A marker Markdown treats like a word (private-use characters are neither space nor punctuation).
+_SLOT_OPEN: Final = "\ue000"
+_SLOT_CLOSE: Final = "\ue001"
+_SLOT_RE: Final = re.compile(f"{_SLOT_OPEN}(\\d+){_SLOT_CLOSE}")
+# A value that cannot change the Markdown around it: no emphasis, code, link, escape, entity or HTML characters,
+# no line break, no leading or trailing space; it starts and ends like a word, as the marker does.
+_PLAIN_VALUE_RE: Final = re.compile(r"[^\W_]+(?:[ .,@'?:/%-][^\W_]+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prerendered:
+    """A template body rendered once with markers: literal parts around the placeholders' keys."""
+
+    html: tuple[str, ...]
+    html_keys: tuple[str, ...]
+    text: tuple[str, ...]
+    text_keys: tuple[str, ...]
+    keys: frozenset[str]
+    line_start: frozenset[str]  # keys with a placeholder that starts a line: a digit there could make a list
+
+    def fits(self, values: Mapping[str, object]) -> bool:
+        """Return whether filling the markers with these values gives exactly what rendering them would."""
+        for key in self.keys:
+            value = values.get(key)
+            if isinstance(value, list | tuple):
+                return False
+            text = _scalar(value)
+            if _PLAIN_VALUE_RE.fullmatch(text) is None or (key in self.line_start and not text[0].isalpha()):
+                return False
+        return True
+
+    def fill(self, values: Mapping[str, object]) -> tuple[str, str]:
+        """Return the HTML and plain text with every marker replaced by its value."""
+        return _join(self.html, self.html_keys, values), _join(self.text, self.text_keys, values)
+
+
+def _join(parts: tuple[str, ...], keys: tuple[str, ...], values: Mapping[str, object]) -> str:
+    out = [parts[0]]
+    for key, part in zip(keys, parts[1:], strict=True):
+        out.append(_scalar(values.get(key)))
+        out.append(part)
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _prerender(content: str) -> _Prerendered | None:
+    """Render a template body with a marker per placeholder, or None when markers cannot stand in for values."""
+    if _SLOT_OPEN in content or _SLOT_CLOSE in content:
+        return None
+    slots: list[str] = []
+    line_start: set[str] = set()
+
+    def mark(match: re.Match[str]) -> str:
+        name, conditional, _ = match.group(1).partition("??")
+        key = normalise_placeholder(name)
+        if not key:
+            return match.group(0)
+        if conditional:
+            raise _NotPrerenderable
+        line = content[: match.start()].rpartition("\n")[2]
+        if not line.strip():
+            line_start.add(key)
+        slots.append(key)
+        return f"{_SLOT_OPEN}{len(slots) - 1}{_SLOT_CLOSE}"
+
+    try:
+        source = _PLACEHOLDER_RE.sub(mark, content)
+    except _NotPrerenderable:
+        return None
+    tokens = _MARKDOWN.parse(source)
+    if _marker_in_link(tokens):
+        return None  # plain text leaves out a link's target when it equals its text: that depends on the value
+    html = _split(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}), slots)
+    text = _split(_plain_text(tokens), slots)
+    if html is None or text is None:
+        return None
+    return _Prerendered(html[0], html[1], text[0], text[1], frozenset(slots), frozenset(line_start))
+
+
+class _NotPrerenderable(Exception):
+    """A conditional placeholder: its text, not a value, goes in its place."""
+
+
+def _marker_in_link(tokens: Sequence[Token]) -> bool:
+    for token in tokens:
+        depth = 0
+        for child in token.children or ():
+            if child.type == "link_open":
+                depth += 1
+            elif child.type == "link_close":
+                depth -= 1
+            elif depth and _SLOT_OPEN in child.content:
+                return True
+    return False
+
+
+def _split(rendered: str, slots: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Cut rendered output at its markers; None unless every marker survived exactly once, unchanged."""
+    pieces = _SLOT_RE.split(rendered)
+    indexes = [int(index) for index in pieces[1::2]]
+    if sorted(indexes) != list(range(len(slots))) or _SLOT_OPEN in rendered.replace(_SLOT_OPEN, "", len(indexes)):
+        return None
+    return tuple(pieces[0::2]), tuple(slots[index] for index in indexes)
 
 
 def render_sms(content: str, personalisation: Personalisation, prefix: str | None = None) -> RenderedSms:
