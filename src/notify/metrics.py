@@ -116,6 +116,27 @@ ACCEPTED_TO_SENT = Histogram(
     buckets=_END_TO_END_BUCKETS,
     registry=REGISTRY,
 )
+ACCEPTED_TO_SAVED = Histogram(
+    "notify_accepted_to_saved_seconds",
+    "From acceptance by the API to the row committed in PostgreSQL (the inbox stage).",
+    ["notification_type"],
+    buckets=_END_TO_END_BUCKETS,
+    registry=REGISTRY,
+)
+SAVED_TO_SENT = Histogram(
+    "notify_saved_to_sent_seconds",
+    "From the row waiting in PostgreSQL (saved, or put back for a retry) to the provider's answer.",
+    ["notification_type"],
+    buckets=_END_TO_END_BUCKETS,
+    registry=REGISTRY,
+)
+SENT_TO_DELIVERED = Histogram(
+    "notify_sent_to_delivered_seconds",
+    "From the provider's answer to the delivery receipt.",
+    ["notification_type"],
+    buckets=_END_TO_END_BUCKETS,
+    registry=REGISTRY,
+)
 ACCEPTED_TO_DELIVERED = Histogram(
     "notify_accepted_to_delivered_seconds",
     "From acceptance by the API to the delivery receipt.",
@@ -143,10 +164,14 @@ def provider_error_code(message: str, fallback: str) -> str:
     return head if ":" in message and _CODE.match(head) else fallback
 
 
-def observe_save(notification_type: str, started: float, count: int) -> None:
-    """Record one saved inbox batch that began at `started` (a `time.perf_counter()` value)."""
+def observe_save(notification_type: str, started: float, accepted_at: Sequence[datetime]) -> None:
+    """Record one saved inbox batch that began at `started` (a `time.perf_counter()` value), and accepted → saved."""
     SAVE_LATENCY.labels(notification_type).observe(time.perf_counter() - started)
-    SAVED.labels(notification_type).inc(count)
+    SAVED.labels(notification_type).inc(len(accepted_at))
+    histogram = ACCEPTED_TO_SAVED.labels(notification_type)
+    now = datetime.now(UTC)
+    for accepted in accepted_at:
+        histogram.observe(max((now - accepted).total_seconds(), 0.0))
 
 
 class _Row(Protocol):
@@ -154,6 +179,8 @@ class _Row(Protocol):
     def id(self) -> uuid.UUID: ...
     @property
     def created_at(self) -> datetime: ...
+    @property
+    def queued_at(self) -> datetime: ...
 
 
 class _Outcome(Protocol):
@@ -165,7 +192,7 @@ class _Outcome(Protocol):
 def observe_delivery(
     notification_type: str, rows: Sequence[_Row], results: Sequence[object], outcome: _Outcome, started: float
 ) -> None:
-    """Record one delivery batch: its latency, outcomes, provider errors by code and accepted → sent."""
+    """Record one delivery batch: its latency, outcomes, provider errors by code, accepted → sent, saved → sent."""
     DELIVER_LATENCY.labels(notification_type).observe(time.perf_counter() - started)
     for name, items in (("sent", outcome.sent), ("failed", outcome.failed), ("retry", outcome.retry)):
         if items:
@@ -175,16 +202,22 @@ def observe_delivery(
             code = provider_error_code(str(getattr(result, "message", result)), type(result).__name__)
             PROVIDER_ERRORS.labels(notification_type, code).inc()
     if outcome.sent:
-        created = {row.id: row.created_at for row in rows}
-        histogram = ACCEPTED_TO_SENT.labels(notification_type)
+        by_id = {row.id: row for row in rows}
+        accepted_to_sent = ACCEPTED_TO_SENT.labels(notification_type)
+        saved_to_sent = SAVED_TO_SENT.labels(notification_type)
         for notification_id, _, sent_at, _, _ in outcome.sent:
-            if notification_id in created:
-                histogram.observe(max((sent_at - created[notification_id]).total_seconds(), 0.0))
+            row = by_id.get(notification_id)
+            if row is not None:
+                accepted_to_sent.observe(max((sent_at - row.created_at).total_seconds(), 0.0))
+                saved_to_sent.observe(max((sent_at - row.queued_at).total_seconds(), 0.0))
 
 
-def observe_delivered(notification_type: str, created_at: datetime) -> None:
-    """Record accepted → delivered for one delivery receipt (for the receipt pollers)."""
-    ACCEPTED_TO_DELIVERED.labels(notification_type).observe(max((datetime.now(UTC) - created_at).total_seconds(), 0.0))
+def observe_delivered(notification_type: str, created_at: datetime, sent_at: datetime | None = None) -> None:
+    """Record accepted → delivered and sent → delivered for one delivery receipt (for the receipt pollers)."""
+    now = datetime.now(UTC)
+    ACCEPTED_TO_DELIVERED.labels(notification_type).observe(max((now - created_at).total_seconds(), 0.0))
+    if sent_at is not None:
+        SENT_TO_DELIVERED.labels(notification_type).observe(max((now - sent_at).total_seconds(), 0.0))
 
 
 def count_recovery(action: str, count: int = 1) -> None:

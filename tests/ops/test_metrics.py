@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import pytest
 from arq.connections import ArqRedis
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -97,6 +98,8 @@ async def test_worker_metrics_record_save_and_delivery(
     delivers = value("notify_deliver_batch_duration_seconds_count", notification_type="email")
     sent = value("notify_delivery_outcomes_total", notification_type="email", outcome="sent")
     latencies = value("notify_accepted_to_sent_seconds_count", notification_type="email")
+    inbox_stage = value("notify_accepted_to_saved_seconds_count", notification_type="email")
+    waiting_stage = value("notify_saved_to_sent_seconds_count", notification_type="email")
     await _verify_sender(worker_ctx)
     await post_email(client, sample)
     await post_email(client, sample)
@@ -107,6 +110,8 @@ async def test_worker_metrics_record_save_and_delivery(
     assert value("notify_deliver_batch_duration_seconds_count", notification_type="email") >= delivers + 1
     assert value("notify_delivery_outcomes_total", notification_type="email", outcome="sent") == sent + 2
     assert value("notify_accepted_to_sent_seconds_count", notification_type="email") == latencies + 2
+    assert value("notify_accepted_to_saved_seconds_count", notification_type="email") == inbox_stage + 2
+    assert value("notify_saved_to_sent_seconds_count", notification_type="email") == waiting_stage + 2
     text = (await client.get("/metrics")).text
     assert sample_value(text, "notify_inbox_depth", {"notification_type": "email", "lane": "normal"}) == 0
 
@@ -153,7 +158,10 @@ def test_provider_error_codes_are_bounded_labels() -> None:
 
 def test_delivery_outcomes_count_provider_errors_by_code() -> None:
     now = datetime.now(UTC)
-    rows = [SimpleNamespace(id=uuid.uuid4(), created_at=now - timedelta(seconds=3)) for _ in range(3)]
+    rows = [
+        SimpleNamespace(id=uuid.uuid4(), created_at=now - timedelta(seconds=3), queued_at=now - timedelta(seconds=1))
+        for _ in range(3)
+    ]
     results: list[object] = [
         "ses-message-id",
         PermanentProviderError("MessageRejected: Email address is not verified."),
@@ -169,6 +177,7 @@ def test_delivery_outcomes_count_provider_errors_by_code() -> None:
     retries = value("notify_delivery_outcomes_total", notification_type="email", outcome="retry")
     slow = value("notify_accepted_to_sent_seconds_bucket", notification_type="email", le="2.5")
     total = value("notify_accepted_to_sent_seconds_count", notification_type="email")
+    waited = value("notify_saved_to_sent_seconds_sum", notification_type="email")
 
     metrics.observe_delivery("email", rows, results, outcome, time.perf_counter())
 
@@ -178,3 +187,5 @@ def test_delivery_outcomes_count_provider_errors_by_code() -> None:
     # Accepted 3 s before it was sent: counted, and above the 2.5 s bucket.
     assert value("notify_accepted_to_sent_seconds_count", notification_type="email") == total + 1
     assert value("notify_accepted_to_sent_seconds_bucket", notification_type="email", le="2.5") == slow
+    # Saved (or put back) 1 s before it was sent: saved → sent is that second.
+    assert value("notify_saved_to_sent_seconds_sum", notification_type="email") - waited == pytest.approx(1.0)

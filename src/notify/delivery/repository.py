@@ -11,17 +11,19 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# `created → sending` in one statement: two workers can never both claim a row (DESIGN §2.2).
+# `created → sending` in one statement: two workers can never both claim a row (DESIGN §2.2). `queued_at` is
+# when the row started waiting (saved, or put back for a retry): the snapshot's `updated_at`, before this update.
 _CLAIM = text(
     """
+    WITH waiting AS (SELECT id, updated_at FROM notifications WHERE id = ANY(CAST(:ids AS uuid[])))
     UPDATE notifications AS n
     SET status = 'sending', sending_started_at = now(), attempts = n.attempts + 1, updated_at = now()
-    FROM services AS s
-    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.status = 'created' AND n.notification_type = :notification_type
+    FROM services AS s, waiting AS w
+    WHERE n.id = w.id AND n.status = 'created' AND n.notification_type = :notification_type
       AND (n.scheduled_for IS NULL OR n.scheduled_for <= now())
       AND s.id = n.service_id
     RETURNING n.id, n.service_id, n.template_id, n.template_version, n.key_type, n."to", n.subject, n.body,
-              n.personalisation, n.sender, n.reply_to, n.created_at, n.attempts,
+              n.personalisation, n.sender, n.reply_to, n.created_at, w.updated_at AS queued_at, n.attempts,
               s.name AS service_name, s.email_from, s.sending_domain, s.sms_sender
     """
 )
@@ -75,6 +77,7 @@ class ClaimedRow:
     sender: str | None
     reply_to: str | None
     created_at: datetime
+    queued_at: datetime
     attempts: int
     service_name: str
     email_from: str

@@ -61,7 +61,7 @@ async def save_batch(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry]
     )
     await streams.acknowledge(app.redis, stream, [entry_id for entry_id, _ in parsed])
     log.info("notify.inbox.saved", stream=stream.inbox, count=len(ids))
-    metrics.observe_save(stream.notification_type, started, len(ids))
+    metrics.observe_save(stream.notification_type, started, [entry.created_at for entry in entries])
     return ids
 
 

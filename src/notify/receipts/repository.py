@@ -29,7 +29,7 @@ _APPLY = text(
         OR (u.status IN ('permanent-failure', 'temporary-failure') AND n.status = 'delivered')
         OR (u.status = 'permanent-failure' AND n.status = 'temporary-failure')
       )
-    RETURNING n.id, n.status, n.notification_type, n.created_at
+    RETURNING n.id, n.status, n.notification_type, n.created_at, n.sent_at
     """
 )
 
@@ -80,7 +80,7 @@ async def apply_statuses(session: AsyncSession, receipts: Sequence[StatusReceipt
             "feedback_ids": [r.feedback_id for r in receipts],
         },
     )
-    return [Applied(row.id, row.status, row.notification_type, row.created_at) for row in result]
+    return [Applied(row.id, row.status, row.notification_type, row.created_at, row.sent_at) for row in result]
 
 
 async def insert_complaints(session: AsyncSession, complaints: Sequence[ComplaintReceipt]) -> list[uuid.UUID]:

@@ -121,3 +121,4 @@ class Applied:
     status: str
     notification_type: str | None = None  # known when the receipts path applied it (for metrics)
     created_at: datetime | None = None
+    sent_at: datetime | None = None
