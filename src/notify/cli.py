@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from arq import create_pool
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +17,7 @@ from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify import migrations
+from notify import worker as worker_module
 from notify.admin import cli as admin_cli
 from notify.admin import safelist as admin_safelist
 from notify.admin import service as admin
@@ -23,6 +25,8 @@ from notify.auth.keys import SecretBox
 from notify.bench.cli import bench_app
 from notify.db import create_engine, create_sessionmaker, transaction
 from notify.errors import NotifyError
+from notify.logging import configure as configure_logging
+from notify.receipts import command as receipts_command
 from notify.redis import create_redis
 from notify.settings import Settings
 
@@ -40,6 +44,8 @@ safelist_app = typer.Typer(help="Recipients team keys and trial services may sen
 admin_app.add_typer(safelist_app, name="safelist")
 dead_letters_app = typer.Typer(help="Inbox entries that could not be saved (dead:{type}:{lane}).", no_args_is_help=True)
 admin_app.add_typer(dead_letters_app, name="dead-letters")
+receipts_app = typer.Typer(help="The SQS receipt pollers (bounces, deliveries, SMS receipts).", no_args_is_help=True)
+app.add_typer(receipts_app, name="receipts")
 
 console = Console()
 T = TypeVar("T")
@@ -86,8 +92,6 @@ def api(
 @app.command()
 def worker(burst: Annotated[bool, typer.Option("--burst", help="Drain what is due, then exit.")] = False) -> None:
     """Run one arq worker: every job and cron job."""
-    from notify import worker as worker_module
-
     worker_module.run(Settings(), burst=burst)
 
 
@@ -108,6 +112,34 @@ def migrate() -> None:
     settings = Settings()
     migrations.upgrade(settings.db.url)
     console.print("[green]Database is up to date.[/green]")
+
+
+@receipts_app.command("poll")
+def receipts_poll(
+    queues: Annotated[
+        list[receipts_command.ReceiptQueue] | None,
+        typer.Option("--queue", help="Queue to drain (repeatable; default: all three)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per queue and line.")] = False,
+) -> None:
+    """Drain the receipt queues once now, as the worker's cron pollers do, and print what each run did."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)  # logs on stderr: stdout carries the results
+    chosen = queues or list(receipts_command.ReceiptQueue)
+    for run in asyncio.run(_poll_receipts(settings, chosen)):
+        typer.echo(receipts_command.json_line(run) if as_json else receipts_command.text_line(run))
+
+
+async def _poll_receipts(
+    settings: Settings, queues: list[receipts_command.ReceiptQueue]
+) -> list[receipts_command.QueueRun]:
+    """Open the worker's resources (callbacks are enqueued on arq's queue), poll, close everything."""
+    queue = await create_pool(worker_module.arq_redis_settings(settings))
+    try:
+        async with worker_module.worker_resources(settings, queue) as context:
+            return await receipts_command.poll_queues(context, queues)
+    finally:
+        await queue.aclose()
 
 
 def _run(action: Callable[[Settings, AsyncSession, Redis], Awaitable[T]]) -> T:

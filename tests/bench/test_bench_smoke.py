@@ -82,3 +82,31 @@ def test_percentile_and_ratio() -> None:
     assert percentile(values, 0.99) == 99.0
     assert Figure("e2e", "x", 900.0, reference=300.0).ratio == pytest.approx(3.0)
     assert Figure("e2e", "x", None, reference=300.0).ratio is None
+
+
+@pytest.mark.timeout(200)
+def test_receipts_applies_every_event_it_enqueued() -> None:
+    output = _bench("receipts", "--size", "300", timeout_s=180)
+    assert _row_number(output, "events applied/s") > 0
+    delivered = re.search(r"receipts cross-check: (\d+)\s+of\s+(\d+)\s+rows\s+delivered", output)
+    assert delivered is not None, output
+    assert delivered.groups() == ("300", "300")
+    assert re.search(r"receipts: 300\s+of\s+300\s+events\s+applied", output)
+
+
+@pytest.mark.timeout(200)
+def test_bulk_prints_its_figure() -> None:
+    output = _bench("bulk", "--size", "200", timeout_s=180)
+    assert _row_number(output, "rows saved/s") > 0
+    assert "bulk: 200/200 rows saved" in output
+
+
+@pytest.mark.timeout(200)
+def test_latency_prints_its_figures() -> None:
+    output = _bench("latency", "--duration", "1", "--rate", "100", timeout_s=180)
+    assert _row_number(output, "offered → accepted") > 0
+    assert _row_number(output, "accepted → sent p99") > 0
+    sent = re.search(r"latency: .*?; (\d+)/(\d+) sent", output, re.DOTALL)
+    assert sent is not None, output
+    assert sent.group(1) == sent.group(2)
+    assert int(sent.group(1)) > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,9 @@ from notify.db import transaction
 from notify.notifications.models import Notification
 from notify.receipts import setup
 from notify.settings import Settings
+from notify.testing.receipts import delivery_event as delivery_event
+from notify.testing.receipts import ses_mail
+from notify.testing.receipts import sns_envelope as sns_envelope
 from notify.worker import worker_resources
 from tests.conftest import make_settings
 from tests.servers import Servers
@@ -39,6 +41,9 @@ async def receipt_settings(servers: Servers, clean: None) -> Settings:
             "receipt_wait_time_s": 0,
             "receipt_visibility_timeout_s": 1,
             "receipt_poll_budget_s": 10.0,
+            # moto's ReceiveMessage takes no lock: concurrent receives can hand out one message twice (SQS may too),
+            # which would make exact counts flaky. Tests of concurrent rounds raise this themselves.
+            "receipt_receive_concurrency": 1,
         }
     )
     await setup.ensure_receipt_wiring(aws_settings)
@@ -69,56 +74,11 @@ async def queue_bodies(settings: Settings, queue_name: str) -> list[str]:
     return [m["Body"] for m in response.get("Messages", [])]
 
 
-def sns_envelope(message: dict[str, Any], topic: str = "notify-ses-bounces") -> str:
-    """Wrap an event the way a standard SNS→SQS subscription does."""
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": str(uuid.uuid4()),
-            "TopicArn": f"arn:aws:sns:eu-west-2:123456789012:{topic}",
-            "Message": json.dumps(message),
-            "Timestamp": "2026-11-23T12:00:01.000Z",
-            "SignatureVersion": "1",
-            "Signature": "EXAMPLE==",
-            "SigningCertURL": "https://sns.eu-west-2.amazonaws.com/SimpleNotificationService-abc.pem",
-            "UnsubscribeURL": "https://sns.eu-west-2.amazonaws.com/?Action=Unsubscribe",
-        }
-    )
-
-
-def _mail(message_id: str) -> dict[str, Any]:
-    return {
-        "timestamp": "2026-11-23T12:00:00.000Z",
-        "source": "sample@notify.test",
-        "sourceArn": "arn:aws:ses:eu-west-2:123456789012:identity/notify.test",
-        "sendingAccountId": "123456789012",
-        "messageId": message_id,
-        "destination": ["ada@example.com"],
-        "headersTruncated": False,
-        "tags": {"ses:configuration-set": ["notify"]},
-    }
-
-
-def delivery_event(message_id: str) -> dict[str, Any]:
-    """A realistic SES configuration-set Delivery event."""
-    return {
-        "eventType": "Delivery",
-        "mail": _mail(message_id),
-        "delivery": {
-            "timestamp": "2026-11-23T12:00:01.000Z",
-            "processingTimeMillis": 546,
-            "recipients": ["ada@example.com"],
-            "smtpResponse": "250 ok:  Message 64111812 accepted",
-            "reportingMTA": "a8-70.smtp-out.amazonses.com",
-        },
-    }
-
-
 def bounce_event(message_id: str, bounce_type: str = "Permanent", sub_type: str = "General") -> dict[str, Any]:
     """A realistic SES Bounce event."""
     return {
         "eventType": "Bounce",
-        "mail": _mail(message_id),
+        "mail": ses_mail(message_id),
         "bounce": {
             "bounceType": bounce_type,
             "bounceSubType": sub_type,
@@ -141,7 +101,7 @@ def complaint_event(message_id: str, feedback_id: str) -> dict[str, Any]:
     """A realistic SES Complaint event."""
     return {
         "eventType": "Complaint",
-        "mail": _mail(message_id),
+        "mail": ses_mail(message_id),
         "complaint": {
             "complainedRecipients": [{"emailAddress": "ada@example.com"}],
             "timestamp": "2026-11-23T12:05:00.000Z",

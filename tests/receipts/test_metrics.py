@@ -30,6 +30,7 @@ async def test_applied_receipts_are_counted_and_deliveries_timed(
     bounced_before = _value("notify_receipts_total", notification_type="email", outcome="permanent-failure")
     timed_before = _value("notify_accepted_to_delivered_seconds_count", notification_type="email")
     seconds_before = _value("notify_accepted_to_delivered_seconds_sum", notification_type="email")
+    sent_to_delivered_before = _value("notify_sent_to_delivered_seconds_count", notification_type="email")
     aws = receipt_settings.aws
     await send_to_queue(
         receipt_settings,
@@ -48,3 +49,4 @@ async def test_applied_receipts_are_counted_and_deliveries_timed(
     assert _value("notify_accepted_to_delivered_seconds_count", notification_type="email") - timed_before == 2
     elapsed = _value("notify_accepted_to_delivered_seconds_sum", notification_type="email") - seconds_before
     assert 2 * 600 <= elapsed < 2 * 700
+    assert _value("notify_sent_to_delivered_seconds_count", notification_type="email") - sent_to_delivered_before == 2

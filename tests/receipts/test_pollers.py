@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import math
 import uuid
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notify import aws
 from notify.context import WorkerContext
 from notify.notifications.models import Notification
-from notify.receipts import tasks
+from notify.receipts import parsing, service, tasks
 from notify.receipts.models import Complaint
 from notify.receipts.service import dead_letter_name
 from notify.settings import Settings
@@ -153,7 +155,6 @@ async def test_a_repeated_event_changes_nothing(
     first = await _row(sessionmaker, notification_id)
 
     await send_to_queue(receipt_settings, receipt_settings.aws.bounce_queue, body)
-    from notify.receipts import parsing, service
 
     stats = await service.poll(receipt_ctx, receipt_settings.aws.bounce_queue, parsing.parse_ses)
 
@@ -189,7 +190,6 @@ async def test_a_receipt_before_its_notification_is_applied_on_a_later_poll(
     await send_to_queue(
         receipt_settings, receipt_settings.aws.delivery_queue, sns_envelope(delivery_event("ses-early"))
     )
-    from notify.receipts import parsing, service
 
     first = await service.poll(receipt_ctx, receipt_settings.aws.delivery_queue, parsing.parse_ses)
     assert (first.received, first.unknown, first.deleted) == (1, 1, 0)
@@ -274,3 +274,33 @@ async def test_sms_receipts_set_statuses(
         "sms-pending": "sent",
     }
     assert await queue_bodies(receipt_settings, receipt_settings.aws.sms_receipt_queue) == []
+
+
+async def test_one_poll_drains_more_than_one_round_of_concurrent_receives(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    concurrency = 3
+    aws_settings = receipt_settings.aws.model_copy(update={"receipt_receive_concurrency": concurrency})
+    app = dataclasses.replace(receipt_ctx, settings=receipt_settings.model_copy(update={"aws": aws_settings}))
+    sample = await create_sample(sessionmaker, receipt_settings)
+    count = concurrency * 10 * 2 + 5  # two full rounds, then a round where some receives come back empty
+    ids = [await _sent_email(sessionmaker, sample, f"ses-round-{i}") for i in range(count)]
+    await send_to_queue(
+        receipt_settings,
+        aws_settings.delivery_queue,
+        *(sns_envelope(delivery_event(f"ses-round-{i}")) for i in range(count)),
+    )
+
+    stats = await service.poll(app, aws_settings.delivery_queue, parsing.parse_ses)
+
+    assert (stats.applied, stats.unknown, stats.malformed) == (count, 0, 0)
+    # moto, like SQS, may hand one message to two concurrent receives: at least once, and every copy deleted.
+    assert stats.deleted == stats.received >= count
+    async with sessionmaker() as session:
+        rows = (
+            await session.execute(select(Notification.status, Notification.updated_at).where(Notification.id.in_(ids)))
+        ).all()
+    assert [status for status, _ in rows] == ["delivered"] * count
+    # now() is the transaction's start time: one distinct updated_at per transaction, i.e. per round.
+    assert len({updated_at for _, updated_at in rows}) == math.ceil(count / (concurrency * 10))
+    assert await queue_bodies(receipt_settings, aws_settings.delivery_queue) == []

@@ -27,12 +27,15 @@ bench_app = typer.Typer(
 console = Console()
 
 Duration = Annotated[float, typer.Option("--duration", help="Seconds of load for ingest and latency.")]
-Size = Annotated[int | None, typer.Option("--size", help="Notifications for e2e (30,000), rows for bulk (50,000).")]
+Size = Annotated[
+    int | None,
+    typer.Option("--size", help="Emails for e2e (30,000), rows for bulk (50,000), events for receipts (20,000)."),
+]
 Connections = Annotated[int, typer.Option(help="Concurrent connections of the load generator.")]
 ApiWorkers = Annotated[int, typer.Option(help="uvicorn workers of `notify api` and of the bare endpoint.")]
 WorkerProcs = Annotated[int, typer.Option(help="`notify worker` processes.")]
 Generator = Annotated[str, typer.Option(help="auto (wrk when installed), wrk or builtin.")]
-SesLatency = Annotated[float, typer.Option(help="Fake SES answer delay in ms.")]
+SesLatency = Annotated[float, typer.Option(help="Fake AWS answer delay in ms (SES, SNS and SQS alike).")]
 Rate = Annotated[float, typer.Option(help="Offered notifications/s for the latency test.")]
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write the figures and notes to this file.")]
 Revision = Annotated[str, typer.Option(help="Alembic revision to migrate a fresh database to.")]
@@ -184,7 +187,9 @@ bench_app.command("e2e", help="Post --size emails while the workers send them to
 )
 bench_app.command("latency", help="Steady --rate for --duration: accepted → sent p50/p99.")(_command(["latency"]))
 bench_app.command("bulk", help="One --size-row bulk job from POST to every row saved.")(_command(["bulk"]))
-bench_app.command("receipts", help="SQS receipt events applied per second.")(_command(["receipts"]))
+bench_app.command(
+    "receipts", help="--size SES Delivery events on the fake SQS, applied by one `notify receipts poll`: events/s."
+)(_command(["receipts"]))
 bench_app.command("all", help="ingest, e2e, latency, bulk and receipts on one stack.")(
     _command(["ingest", "e2e", "latency", "bulk", "receipts"])
 )

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 import psutil
 
 from notify import aws
 from notify.bench.load import LoadResult, LoadSpec, generator_name, run_load
-from notify.bench.stack import BenchStack, Managed, Seed
+from notify.bench.stack import START_TIMEOUT_S, BenchStack, Managed, Seed
+from notify.settings import AwsSettings, Settings
+from notify.testing.receipts import delivery_event, sns_envelope
 
 EMAIL_PATH = "/v2/notifications/email"
 
@@ -115,9 +120,7 @@ def _rss_note(label: str, groups: list[Managed]) -> str:
 
 async def bench_ingest(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
     """POST /v2/notifications/email with real credentials (no worker running) beside the bare endpoint."""
-    for worker in stack.workers:
-        await asyncio.to_thread(worker.stop)
-    stack.workers.clear()
+    await stack.stop_workers()
     await stack.start_api()
     await stack.start_bare()
     body = email_body(seed, "bench-ingest")
@@ -310,7 +313,7 @@ async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report:
     )
 
 
-# -- bulk and receipts -----------------------------------------------------------------------------
+# -- bulk ------------------------------------------------------------------------------------------
 
 
 async def bench_bulk(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
@@ -321,8 +324,6 @@ async def bench_bulk(stack: BenchStack, seed: Seed, options: Options, report: Re
     rows: list[list[str]] = [["email address", "name", "code"]]
     rows += [[f"bulk.{i}@example.com", "Ada", str(i)] for i in range(size)]
     body = {"name": "bench bulk", "template_id": str(seed.email_template_id), "rows": rows}
-    import httpx
-
     async with httpx.AsyncClient(timeout=120) as client:
         start = time.perf_counter()
         response = await client.post(
@@ -346,11 +347,111 @@ async def bench_bulk(stack: BenchStack, seed: Seed, options: Options, report: Re
     report.notes.append(f"bulk: {saved}/{size} rows saved in {elapsed:.1f} s (POST → last row in PostgreSQL)")
 
 
+# -- receipts --------------------------------------------------------------------------------------
+
+
+# One set-based INSERT: `size` emails as delivery leaves them (status `sending`, reference = the SES message id).
+_INSERT_SENT_EMAILS = """
+INSERT INTO notifications (id, service_id, template_id, template_version, key_type, notification_type, lane, "to",
+                           normalised_to, subject, body, client_reference, status, reference, sent_by,
+                           sending_started_at, sent_at)
+SELECT gen_random_uuid(), CAST(:service_id AS uuid), CAST(:template_id AS uuid), 1, 'normal', 'email', 'normal',
+       'bench.recipient@example.com', 'bench.recipient@example.com', 'Hello Ada', 'Hi Ada, your code is 123456.',
+       CAST(:client_reference AS text), 'sending', CAST(:prefix AS text) || i, 'ses', now(), now()
+FROM generate_series(1, CAST(:size AS integer)) AS i
+"""
+_ENQUEUE_CHUNK = 5_000
+
+
+async def _enqueue_deliveries(stack: BenchStack, aws_settings: AwsSettings, prefix: str, size: int) -> None:
+    """Put one SNS-wrapped SES Delivery event per reference on the fake's delivery queue, in chunks."""
+    queue, topic = aws_settings.delivery_queue, aws_settings.ses_delivery_topic
+    async with httpx.AsyncClient(timeout=120) as client:
+        for start in range(1, size + 1, _ENQUEUE_CHUNK):
+            references = (f"{prefix}{i}" for i in range(start, min(start + _ENQUEUE_CHUNK, size + 1)))
+            bodies = [sns_envelope(delivery_event(reference), topic=topic) for reference in references]
+            response = await client.post(f"{stack.fake_url}/_fake/queues/{queue}", content=orjson.dumps(bodies))
+            response.raise_for_status()
+
+
+async def _wait_exit(managed: Managed, timeout_s: float) -> float:
+    """Wait for a process to exit (raise with its log tail if it fails); return its last peak RSS sample in MiB."""
+    deadline = time.monotonic() + timeout_s
+    peak = 0.0
+    while managed.alive():
+        if time.monotonic() > deadline:
+            await asyncio.to_thread(managed.stop)
+            raise RuntimeError(f"{managed.name} did not finish in {timeout_s:.0f} s:\n{managed.log_tail()}")
+        peak = max([peak, *managed.peak_rss_mib()])  # VmHWM only grows: the last sample is the closest to the peak
+        await asyncio.sleep(0.1)
+    if managed.popen.returncode != 0:
+        raise RuntimeError(f"{managed.name} exited ({managed.popen.returncode}):\n{managed.log_tail()}")
+    return peak
+
+
+def _poll_report(output: str, queue: str) -> dict[str, Any]:
+    """Return the JSON line `notify receipts poll --json` printed for `queue` (its log lines are skipped)."""
+    for line in output.splitlines():
+        if not line.startswith("{"):
+            continue
+        with contextlib.suppress(orjson.JSONDecodeError):
+            report = orjson.loads(line)
+            if isinstance(report, dict) and report.get("queue") == queue and "elapsed_s" in report:
+                return report
+    raise RuntimeError(f"notify receipts poll printed no result for {queue}:\n{output[-3000:]}")
+
+
 async def bench_receipts(stack: BenchStack, seed: Seed, options: Options, report: Report) -> None:
-    """Say that receipts are not benchmarked yet (the pollers exist; driving them from here is still to do)."""
-    report.notes.append(
-        "receipts: SKIPPED — notify.receipts exists but this bench does not drive it yet (see BENCHMARKS.md)"
+    """Apply `size` SES Delivery events from the fake SQS with one `notify receipts poll` process; events/s."""
+    size = options.size or 20_000
+    await stack.stop_workers()  # their cron pollers would drain the same queue
+    run_id = uuid.uuid4().hex[:8]
+    client_reference, prefix = f"bench-rcpt-{run_id}", f"bench-rcpt-{run_id}-"
+    aws_settings = stack.settings().aws
+    await stack.execute(
+        _INSERT_SENT_EMAILS,
+        service_id=str(seed.service_id),
+        template_id=str(seed.email_template_id),
+        client_reference=client_reference,
+        prefix=prefix,
+        size=size,
     )
+    await _enqueue_deliveries(stack, aws_settings, prefix, size)
+
+    # What the poller will use: its environment is this process's plus the stack's (which leaves this one alone).
+    concurrency = Settings(_env_file=None).aws.receipt_receive_concurrency
+    budget_s = max(120.0, size / 100)  # the default 50 s budget could end the run before the queue is empty
+    meter = CpuMeter({})
+    meter.start()
+    poller = stack.start_notify(
+        "receipts-poll",
+        ["receipts", "poll", "--queue", "deliveries", "--json"],
+        {"NOTIFY_AWS__RECEIPT_POLL_BUDGET_S": str(budget_s)},
+    )
+    peak_rss_mib = await _wait_exit(poller, timeout_s=budget_s + START_TIMEOUT_S)
+    meter.stop()
+    result = _poll_report(poller.log.read_text(errors="replace"), "deliveries")
+    applied, elapsed_s, cpu_s = int(result["applied"]), float(result["elapsed_s"]), float(result["cpu_s"])
+    delivered = await stack.scalar(
+        "SELECT count(*) FROM notifications WHERE client_reference = :reference AND status = 'delivered'",
+        reference=client_reference,
+    )
+    visible, in_flight = await stack.fake_queue(aws_settings.delivery_queue)
+    report.figures.append(
+        Figure("receipts", "events applied/s", applied / elapsed_s if elapsed_s else None, "/s", None, "", "≥ 2,000/s")
+    )
+    report.notes += [
+        f"receipts: {applied} of {size} events applied ({result['received']} received, {result['deleted']} deleted, "
+        f"{result['unknown']} unknown, {result['malformed']} malformed) in {elapsed_s:.2f} s by one `notify receipts "
+        f"poll --queue deliveries` process, {concurrency} concurrent ReceiveMessage per round, no worker running",
+        f"receipts cross-check: {delivered} of {size} rows delivered in PostgreSQL; {visible} messages left visible "
+        f"and {in_flight} in flight on the fake queue",
+        f"receipts CPU per event: poller {1000 * cpu_s / max(applied, 1):.2f} ms (its process time while polling); "
+        f"box busy {meter.box_busy_pct:.0f} %, steal {meter.steal_pct:.0f} % over the poller's life (start-up "
+        f"included); poller peak RSS (VmHWM) {peak_rss_mib:.0f} MiB",
+        f"receipts: the fake SQS answers every ReceiveMessage and DeleteMessageBatch after {stack.ses_latency_ms:g} ms "
+        "(--ses-latency-ms delays every AWS request, SQS included)",
+    ]
 
 
 BENCHES = {

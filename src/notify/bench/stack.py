@@ -251,6 +251,16 @@ class BenchStack:
         while len(self.workers) < self.worker_procs:
             self.workers.append(self._spawn(f"worker-{len(self.workers) + 1}", [*notify_command(), "worker"]))
 
+    async def stop_workers(self) -> None:
+        """Stop the `notify worker` processes (their cron pollers would compete with a measured one)."""
+        for worker in self.workers:
+            await asyncio.to_thread(worker.stop)
+        self.workers.clear()
+
+    def start_notify(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Managed:
+        """Start one `notify <args>` process (output in `<name>.log`); `env` adds to or overrides `env()`."""
+        return self._spawn(name, [*notify_command(), *args], env)
+
     async def clear_inbox(self) -> None:
         """Delete every inbox stream (ingest runs leave tens of thousands of entries nobody will save)."""
         await self.redis.delete(*(stream.inbox for stream in ALL_STREAMS))
@@ -270,10 +280,24 @@ class BenchStack:
             stats: dict[str, int] = response.json()
             return stats
 
+    async def fake_queue(self, name: str) -> tuple[int, int]:
+        """Return how many messages of one fake SQS queue are visible and how many in flight."""
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{self.fake_url}/_fake/stats")
+            response.raise_for_status()
+            queue = response.json().get("queues", {}).get(name, {})
+        return int(queue.get("visible", 0)), int(queue.get("in_flight", 0))
+
     async def scalar(self, sql: str, **params: object) -> object:
         """Run one read-only query and return its first column of the first row."""
         async with self.engine.connect() as connection:
             return (await connection.execute(text(sql), params)).scalar()
+
+    async def execute(self, sql: str, **params: object) -> int:
+        """Run one writing statement in its own transaction and return the rows it affected."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(text(sql), params)
+            return int(getattr(result, "rowcount", 0) or 0)
 
     async def row(self, sql: str, **params: object) -> tuple[object, ...]:
         """Run one read-only query and return its first row."""
@@ -308,12 +332,17 @@ class BenchStack:
         """Upgrade the fresh database to `revision`."""
         migrations.upgrade(self.database_url, self.revision)
 
-    def _spawn(self, name: str, command: list[str]) -> Managed:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Managed:
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
             # A session of its own, so stop() can signal uvicorn and its worker processes together.
             popen = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=self.env(), cwd=self.workdir, start_new_session=True
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**self.env(), **(env or {})},
+                cwd=self.workdir,
+                start_new_session=True,
             )
         return Managed(name, popen, log)
 

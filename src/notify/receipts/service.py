@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from notify.receipts.schemas import Applied, ComplaintReceipt, StatusReceipt
 log = structlog.get_logger(__name__)
 
 Parser = Callable[[str], Receipt | None]
+
+_SQS_BATCH = 10  # SQS's cap on ReceiveMessage's MaxNumberOfMessages and on DeleteMessageBatch entries
 
 
 @dataclass
@@ -59,7 +62,7 @@ def _observe(applied: Sequence[Applied]) -> None:
         notification_type = change.notification_type or "unknown"
         metrics.RECEIPTS.labels(notification_type, change.status).inc()
         if change.status == statuses.DELIVERED and change.created_at is not None:
-            metrics.observe_delivered(notification_type, change.created_at)
+            metrics.observe_delivered(notification_type, change.created_at, change.sent_at)
 
 
 def _strongest(receipts: Sequence[StatusReceipt]) -> list[StatusReceipt]:
@@ -73,26 +76,33 @@ def _strongest(receipts: Sequence[StatusReceipt]) -> list[StatusReceipt]:
 
 
 async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
-    """Receive from `queue_name` until it is empty, the time budget is spent or only retried messages come back."""
+    """Receive from `queue_name` until it is empty, the time budget is spent or only retried messages come back.
+
+    Each round makes `receipt_receive_concurrency` ReceiveMessage calls at once (SQS returns at most 10 messages
+    per call) and applies everything they returned in one transaction. The round's messages are then deleted in
+    concurrent batches while the next round is received: they stay invisible until their deletion, so the next
+    round cannot bring them back.
+    """
     aws = app.settings.aws
-    sqs = app.sqs
-    queue_url = (await sqs.get_queue_url(QueueName=queue_name))["QueueUrl"]
+    queue_url = (await app.sqs.get_queue_url(QueueName=queue_name))["QueueUrl"]
     deadline = time.monotonic() + aws.receipt_poll_budget_s
     stats = PollStats()
     seen: set[str] = set()
-    while time.monotonic() < deadline:
-        response = await sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=aws.receipt_wait_time_s,
-            VisibilityTimeout=aws.receipt_visibility_timeout_s,
-        )
-        messages: list[dict[str, Any]] = response.get("Messages", [])
-        if not messages or all(m["MessageId"] in seen for m in messages):
-            break
-        seen.update(m["MessageId"] for m in messages)
-        stats.received += len(messages)
-        await _process(app, queue_name, queue_url, messages, parse, stats)
+    deleting: asyncio.Task[int] | None = None
+    try:
+        while time.monotonic() < deadline:
+            messages = await _receive_round(app, queue_url)
+            if not messages or all(m["MessageId"] in seen for m in messages):
+                break
+            seen.update(m["MessageId"] for m in messages)
+            stats.received += len(messages)
+            done = await _process(app, queue_name, messages, parse, stats)
+            if deleting is not None:
+                stats.deleted += await deleting
+            deleting = asyncio.create_task(_delete_all(app, queue_url, done))
+    finally:
+        if deleting is not None:
+            stats.deleted += await deleting
     log.info(
         "notify.receipts.polled",
         queue=queue_name,
@@ -105,14 +115,27 @@ async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
     return stats
 
 
+async def _receive_round(app: WorkerContext, queue_url: str) -> list[dict[str, Any]]:
+    """Make the round's concurrent ReceiveMessage calls; return every message they brought, in call order."""
+    aws = app.settings.aws
+    responses = await asyncio.gather(
+        *(
+            app.sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=_SQS_BATCH,
+                WaitTimeSeconds=aws.receipt_wait_time_s,
+                VisibilityTimeout=aws.receipt_visibility_timeout_s,
+            )
+            for _ in range(aws.receipt_receive_concurrency)
+        )
+    )
+    return [message for response in responses for message in response.get("Messages", [])]
+
+
 async def _process(
-    app: WorkerContext,
-    queue_name: str,
-    queue_url: str,
-    messages: list[dict[str, Any]],
-    parse: Parser,
-    stats: PollStats,
-) -> None:
+    app: WorkerContext, queue_name: str, messages: list[dict[str, Any]], parse: Parser, stats: PollStats
+) -> list[dict[str, Any]]:
+    """Apply a round's receipts in one transaction; return the messages that are done with (to delete)."""
     done: list[dict[str, Any]] = []
     pending: list[tuple[dict[str, Any], Receipt]] = []
     for message in messages:
@@ -141,7 +164,13 @@ async def _process(
             # Not saved yet, or already deleted: leave it for the visibility timeout, then the DLQ (DESIGN §2.5).
             stats.unknown += 1
             log.warning("notify.receipts.unknown_reference", queue=queue_name, reference=receipt.reference)
-    stats.deleted += await _delete(app, queue_url, done)
+    return done
+
+
+async def _delete_all(app: WorkerContext, queue_url: str, messages: list[dict[str, Any]]) -> int:
+    """Delete messages in concurrent batches of 10; return how many SQS confirmed."""
+    chunks = [messages[i : i + _SQS_BATCH] for i in range(0, len(messages), _SQS_BATCH)]
+    return sum(await asyncio.gather(*(_delete(app, queue_url, chunk) for chunk in chunks)))
 
 
 async def _dead_letter(app: WorkerContext, queue_name: str, message: dict[str, Any], reason: str) -> None:
@@ -155,8 +184,7 @@ async def _dead_letter(app: WorkerContext, queue_name: str, message: dict[str, A
 
 
 async def _delete(app: WorkerContext, queue_url: str, messages: list[dict[str, Any]]) -> int:
-    if not messages:
-        return 0
+    """Delete up to 10 messages in one DeleteMessageBatch; return how many SQS confirmed."""
     entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
     response = await app.sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
     for failure in response.get("Failed", []):
