@@ -323,28 +323,39 @@ async def bench_bulk(stack: BenchStack, seed: Seed, options: Options, report: Re
     stack.start_workers()
     rows: list[list[str]] = [["email address", "name", "code"]]
     rows += [[f"bulk.{i}@example.com", "Ada", str(i)] for i in range(size)]
-    body = {"name": "bench bulk", "template_id": str(seed.email_template_id), "rows": rows}
+    body = orjson.dumps({"name": "bench bulk", "template_id": str(seed.email_template_id), "rows": rows})
+    headers = {"Authorization": f"ApiKey-v1 {seed.key}", "Content-Type": "application/json"}
+    meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers})
     async with httpx.AsyncClient(timeout=120) as client:
+        meter.start()
         start = time.perf_counter()
-        response = await client.post(
-            stack.api_url + "/v2/notifications/bulk", json=body, headers={"Authorization": f"ApiKey-v1 {seed.key}"}
-        )
+        response = await client.post(stack.api_url + "/v2/notifications/bulk", content=body, headers=headers)
+        posted_s = time.perf_counter() - start
     if response.status_code != 201:
         report.notes.append(f"bulk: FAILED — {response.status_code} {response.text[:300]}")
         return
-    job_id = response.json()["data"]["id"]
+    job_id = uuid.UUID(response.json()["data"]["id"])
     deadline = start + max(120.0, size / 500)
     saved = 0
     while time.perf_counter() < deadline:
         stack.check_alive()
-        count = await stack.scalar("SELECT count(*) FROM notifications WHERE job_id = :job", job=uuid.UUID(job_id))
-        saved = int(count) if isinstance(count, int) else 0
+        # `rows_saved` commits with each chunk's INSERT, and costs PostgreSQL less to poll than counting rows.
+        progress = await stack.scalar("SELECT rows_saved FROM jobs WHERE id = :job", job=job_id)
+        saved = int(progress) if isinstance(progress, int) else 0
         if saved >= size:
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
+    meter.stop()
+    rows_in_db = await stack.scalar("SELECT count(*) FROM notifications WHERE job_id = :job", job=job_id)
     report.figures.append(Figure("bulk", "rows saved/s", saved / elapsed, "/s", None, "", "≥ 10,000/s"))
-    report.notes.append(f"bulk: {saved}/{size} rows saved in {elapsed:.1f} s (POST → last row in PostgreSQL)")
+    report.notes += [
+        f"bulk: {saved}/{size} rows saved in {elapsed:.1f} s (POST → last row in PostgreSQL; {rows_in_db} "
+        f"notifications in the database); the POST (check and store every row) took {posted_s:.1f} s",
+        "bulk " + meter.note(max(saved, 1), "row"),
+        _rss_note("API", [stack.api] if stack.api else []),
+        _rss_note("worker", stack.workers),
+    ]
 
 
 # -- receipts --------------------------------------------------------------------------------------

@@ -277,30 +277,64 @@ def _missing(values: Mapping[str, object], texts: Sequence[str]) -> list[str]:
     names: dict[str, str] = {}
     required: set[str] = set()
     for text in texts:
-        for match in _PLACEHOLDER_RE.finditer(text):
-            name, conditional, _ = match.group(1).partition("??")
-            name = name.strip()
-            key = normalise_placeholder(name)
-            if not key:
-                continue
-            names.setdefault(key, name)
-            if not conditional:
-                required.add(key)
+        for slot in _parsed(text).slots:
+            names.setdefault(slot.key, slot.name)
+            if not slot.conditional:
+                required.add(slot.key)
     return [name for key, name in names.items() if key in required and values.get(key) is None]
 
 
-def _fill(text: str, values: Mapping[str, object], mode: _Mode) -> str:
-    def replace(match: re.Match[str]) -> str:
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """One placeholder of a text: its key and name, its `??` text if conditional, and where it stands."""
+
+    key: str
+    name: str
+    conditional: bool
+    conditional_text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A text cut at its placeholders: `literals[i]` comes before `slots[i]`, and the last literal after them all."""
+
+    literals: tuple[str, ...]
+    slots: tuple[_Slot, ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> _Parsed:
+    """Find a text's placeholders once: every message of a template (a whole bulk job) reuses the result."""
+    literals: list[str] = []
+    slots: list[_Slot] = []
+    position = 0
+    for match in _PLACEHOLDER_RE.finditer(text):
         name, conditional, conditional_text = match.group(1).partition("??")
         key = normalise_placeholder(name)
         if not key:
-            return match.group(0)
-        value = values.get(key)
-        if conditional:
-            return conditional_text if _is_true(value) else ""
-        return _format_value(value, mode, text, match.start(), match.end())
+            continue  # "(( ))" is not a placeholder: it stays in the literal text
+        literals.append(text[position : match.start()])
+        slots.append(_Slot(key, name.strip(), bool(conditional), conditional_text, match.start(), match.end()))
+        position = match.end()
+    literals.append(text[position:])
+    return _Parsed(tuple(literals), tuple(slots))
 
-    return _PLACEHOLDER_RE.sub(replace, text)
+
+def _fill(text: str, values: Mapping[str, object], mode: _Mode) -> str:
+    parsed = _parsed(text)
+    if not parsed.slots:
+        return text
+    parts = [parsed.literals[0]]
+    for slot, literal in zip(parsed.slots, parsed.literals[1:], strict=True):
+        value = values.get(slot.key)
+        if slot.conditional:
+            parts.append(slot.conditional_text if _is_true(value) else "")
+        else:
+            parts.append(_format_value(value, mode, text, slot.start, slot.end))
+        parts.append(literal)
+    return "".join(parts)
 
 
 def _is_true(value: object) -> bool:
