@@ -98,8 +98,28 @@ def wrk_script(spec: LoadSpec) -> str:
             "end",
         ]
     if spec.rate_per_s:
-        delay_ms = spec.connections * 1000.0 / spec.rate_per_s
-        lines += ["function delay()", f"  return {delay_ms:.3f}", "end"]
+        # One schedule for the thread: each request takes the next slot, 1/rate after the previous one, and waits
+        # for it (LuaJIT's FFI reads the monotonic clock). A fixed per-connection delay would add each response's
+        # latency to the gap and offer less than the rate asked for.
+        lines += [
+            'local ffi = require("ffi")',
+            "ffi.cdef[[",
+            "typedef struct { long tv_sec; long tv_nsec; } bench_timespec;",
+            "int clock_gettime(int clk_id, bench_timespec *tp);",
+            "]]",
+            'local now_ts = ffi.new("bench_timespec")',
+            "local function now_ms()",
+            "  ffi.C.clock_gettime(1, now_ts)",  # CLOCK_MONOTONIC
+            "  return tonumber(now_ts.tv_sec) * 1000 + tonumber(now_ts.tv_nsec) / 1e6",
+            "end",
+            f"local interval = {1000.0 / spec.rate_per_s:.3f}",
+            "local next_at = nil",
+            "function delay()",
+            "  local now = now_ms()",
+            "  next_at = (next_at or now) + interval",
+            "  return math.max(0, next_at - now)",
+            "end",
+        ]
     lines += [
         "function done(summary, latency, requests)",
         "  local e = summary.errors",
