@@ -11,11 +11,13 @@ FLUSH`) the request sends the body once with `EVAL`, which also caches it again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from redis.exceptions import NoScriptError
 
@@ -78,6 +80,31 @@ async def _run_script(redis: Commands, keys: list[str], args: list[str | int]) -
     return reply
 
 
+@functools.lru_cache(maxsize=4)
+def _day(today: date) -> tuple[str, float]:
+    """Return a UTC day's key part and the timestamp of the midnight that ends it."""
+    midnight = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return today.isoformat(), midnight.timestamp()
+
+
+class _Members:
+    """Unique sorted-set members without a random read per request: a random prefix per process, then a count."""
+
+    def __init__(self) -> None:
+        self.prefix = ""
+        self.counter = itertools.count()
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)  # a forked API worker must not repeat its parent's members
+
+    def reseed(self) -> None:
+        """Start a new prefix and count."""
+        self.prefix = os.urandom(6).hex()
+        self.counter = itertools.count()
+
+
+_members = _Members()
+
+
 def _daily_limit(service: ServiceContext, notification_type: str) -> int:
     return service.email_daily_limit if notification_type == "email" else service.sms_daily_limit
 
@@ -100,14 +127,15 @@ async def enforce(
     Redis errors propagate: the caller turns them into a 503.
     """
     now = now or datetime.now(UTC)
-    now_ms = int(now.timestamp() * 1000)
+    timestamp = now.timestamp()
+    now_ms = int(timestamp * 1000)
+    day, midnight = _day(now.date())
     keys = [rate_key(service.id, key_type)]
     if count_daily and key_type != "test":
-        keys.append(daily_key(service.id, notification_type, now.date().isoformat()))
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    to_midnight_s = max(1, math.ceil((midnight - now).total_seconds()))
+        keys.append(daily_key(service.id, notification_type, day))
+    to_midnight_s = max(1, math.ceil(midnight - timestamp))
     daily_limit = _daily_limit(service, notification_type)
-    member = f"{now_ms}-{os.urandom(6).hex()}"
+    member = f"{now_ms}-{_members.prefix}-{next(_members.counter)}"
     args: list[str | int] = [
         now_ms,
         interval_s * 1000,
