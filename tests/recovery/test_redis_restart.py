@@ -75,3 +75,22 @@ async def test_recovery_actions_are_counted(
     report = await recovery.move_in_flight_to_inbox(recovery_ctx)
     assert report.saved == 3
     assert counted("in_flight_saved") - before == 3
+
+
+async def test_a_lost_inbox_group_is_created_again_and_nothing_accepted_since_is_missed(
+    recovery_settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    recovery_ctx: WorkerContext,
+    fake_aws: FakeAwsServer,
+) -> None:
+    # Redis came back without its data (or someone deleted the stream): the API's XADD makes a stream with no group.
+    await recovery_ctx.redis.delete(INBOX)
+    sample = await create_sample(sessionmaker, recovery_settings)
+    ids = await post_emails(client, sample, 5)
+    assert await recovery_ctx.redis.xinfo_groups(INBOX) == []
+
+    await run_worker(recovery_ctx, recovery_settings)
+
+    assert [group["name"] for group in await recovery_ctx.redis.xinfo_groups(INBOX)] == [b"savers"]
+    assert await _sent(sessionmaker) == len(ids)

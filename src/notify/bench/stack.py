@@ -262,8 +262,12 @@ class BenchStack:
         return self._spawn(name, [*notify_command(), *args], env)
 
     async def clear_inbox(self) -> None:
-        """Delete every inbox stream (ingest runs leave tens of thousands of entries nobody will save)."""
-        await self.redis.delete(*(stream.inbox for stream in ALL_STREAMS))
+        """Empty every inbox stream (ingest runs leave tens of thousands of entries nobody will save).
+
+        XTRIM keeps the streams and their consumer groups, which deleting them would take away from the workers.
+        """
+        for stream in ALL_STREAMS:
+            await self.redis.xtrim(stream.inbox, maxlen=0, approximate=False)
 
     async def inbox_length(self) -> int:
         """Return how many entries wait in the inbox streams."""

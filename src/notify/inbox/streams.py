@@ -6,12 +6,15 @@ import os
 import socket
 from dataclasses import dataclass
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from notify import metrics
 from notify.inbox.schemas import LANES, TYPES, InboxEntry, Lane, NotificationType
 from notify.redis import Commands
+
+log = structlog.get_logger(__name__)
 
 GROUP = "savers"
 FIELD = b"n"
@@ -62,8 +65,19 @@ async def publish(redis: Commands, entry: InboxEntry) -> None:
 
 
 async def read(redis: Redis, stream: Stream, consumer: str, count: int, block_ms: int | None) -> list[RawEntry]:
-    """Read up to `count` new entries for this consumer; they stay pending (in flight) until acknowledged."""
-    response = await redis.xreadgroup(GROUP, consumer, {stream.inbox: ">"}, count=count, block=block_ms)
+    """Read up to `count` new entries for this consumer; they stay pending (in flight) until acknowledged.
+
+    When the stream or its group has gone (deleted by hand, or Redis came back without its data), the group is
+    created again and the read retried: the worker heals instead of failing every beat until it restarts.
+    """
+    try:
+        response = await redis.xreadgroup(GROUP, consumer, {stream.inbox: ">"}, count=count, block=block_ms)
+    except ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        log.warning("notify.inbox.group_recreated", stream=stream.inbox)
+        await ensure_groups(redis)
+        response = await redis.xreadgroup(GROUP, consumer, {stream.inbox: ">"}, count=count, block=block_ms)
     if not response:
         return []
     entries: list[RawEntry] = response[0][1]
