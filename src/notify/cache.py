@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 import structlog
@@ -24,12 +24,14 @@ log = structlog.get_logger(__name__)
 
 
 class TtlCache(Generic[K, V]):
-    """A dict whose entries expire after `ttl_s` seconds."""
+    """A dict whose entries expire after `ttl_s` seconds, loaded once however many requests miss at the same time."""
 
     def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._data: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V | None]] = {}
+        self._generation = 0  # moves on every invalidation: a load that began before one never fills the cache
 
     def get(self, key: K) -> V | None:
         """Return the live value for `key`, or None."""
@@ -48,14 +50,43 @@ class TtlCache(Generic[K, V]):
             self._data.clear()
         self._data[key] = (time.monotonic() + self._ttl_s, value)
 
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """Return the live value for `key`, or load it (None: nothing to cache).
+
+        When an entry expires under load, dozens of requests miss it in the same moment; they all wait for one
+        load instead of each querying the database (a pile-up that showed as the API's p99 every TTL).
+        """
+        value = self.get(key)
+        if value is not None:
+            return value
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = self._loading[key] = asyncio.ensure_future(self._load(key, load, self._generation))
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V | None]], generation: int) -> V | None:
+        try:
+            value = await load()
+        finally:
+            if generation == self._generation:
+                self._loading.pop(key, None)
+        if value is not None and generation == self._generation:
+            self.set(key, value)
+        return value
+
     def discard(self, predicate: Callable[[K], bool]) -> None:
-        """Drop every entry whose key matches `predicate`."""
+        """Drop every entry whose key matches `predicate` (loads in progress finish but are not kept)."""
+        self._generation += 1
         for key in [key for key in self._data if predicate(key)]:
             self._data.pop(key, None)
+        for key in [key for key in self._loading if predicate(key)]:
+            self._loading.pop(key, None)
 
     def clear(self) -> None:
-        """Drop everything."""
+        """Drop everything (loads in progress finish but are not kept)."""
+        self._generation += 1
         self._data.clear()
+        self._loading.clear()
 
 
 async def publish_invalidation(redis: Redis, service_id: uuid.UUID) -> None:

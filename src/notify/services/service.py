@@ -23,10 +23,11 @@ class ServiceDirectory:
 
     async def get(self, service_id: uuid.UUID) -> ServiceContext | None:
         """Return the service with its active keys, or None when it does not exist."""
-        if self._ttl_s > 0:
-            cached = self._cache.get(service_id)
-            if cached is not None:
-                return cached
+        if self._ttl_s <= 0:
+            return await self._load(service_id)
+        return await self._cache.get_or_load(service_id, lambda: self._load(service_id))
+
+    async def _load(self, service_id: uuid.UUID) -> ServiceContext | None:
         async with self._sessionmaker() as session:
             found = await repository.get_with_active_keys(session, service_id)
             safelist = await repository.get_safelist(session, service_id) if found else ()
@@ -54,7 +55,6 @@ class ServiceDirectory:
             reply_tos=tuple(SenderContext(row.id, row.value, row.is_default) for row in senders if row.kind == "email"),
             sms_senders=tuple(SenderContext(row.id, row.value, row.is_default) for row in senders if row.kind == "sms"),
         )
-        self._cache.set(service_id, context)
         return context
 
     def invalidate(self, service_id: uuid.UUID | None) -> None:

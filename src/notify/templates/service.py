@@ -38,11 +38,11 @@ class TemplateDirectory:
 
     async def get(self, service_id: uuid.UUID, template_id: uuid.UUID) -> TemplateSnapshot | None:
         """Return the service's template, or None when it has no such template."""
-        key = (service_id, template_id)
-        if self._ttl_s > 0:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
+        if self._ttl_s <= 0:
+            return await self._load(service_id, template_id)
+        return await self._cache.get_or_load((service_id, template_id), lambda: self._load(service_id, template_id))
+
+    async def _load(self, service_id: uuid.UUID, template_id: uuid.UUID) -> TemplateSnapshot | None:
         async with self._sessionmaker() as session:
             template = await repository.get(session, service_id, template_id)
         if template is None:
@@ -58,7 +58,6 @@ class TemplateDirectory:
             process_type=template.process_type,
             archived=template.archived,
         )
-        self._cache.set(key, snapshot)
         return snapshot
 
     async def usable(self, service_id: uuid.UUID, raw_template_id: str) -> TemplateSnapshot:
