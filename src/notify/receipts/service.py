@@ -78,10 +78,10 @@ def _strongest(receipts: Sequence[StatusReceipt]) -> list[StatusReceipt]:
 async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
     """Receive from `queue_name` until it is empty, the time budget is spent or only retried messages come back.
 
-    Each round makes `receipt_receive_concurrency` ReceiveMessage calls at once (SQS returns at most 10 messages
-    per call) and applies everything they returned in one transaction. The round's messages are then deleted in
-    concurrent batches while the next round is received: they stay invisible until their deletion, so the next
-    round cannot bring them back.
+    A run starts with one ReceiveMessage call; once a round comes back full (10 messages a call, SQS's cap), rounds
+    make `receipt_receive_concurrency` calls at once, so an idle queue costs one call a minute and a busy one is
+    drained fast. Each round's receipts are applied in one transaction, and its messages deleted in concurrent
+    batches while the next round is received: they stay invisible until deleted, so it cannot bring them back.
     """
     aws = app.settings.aws
     queue_url = (await app.sqs.get_queue_url(QueueName=queue_name))["QueueUrl"]
@@ -89,11 +89,14 @@ async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
     stats = PollStats()
     seen: set[str] = set()
     deleting: asyncio.Task[int] | None = None
+    calls = 1
     try:
         while time.monotonic() < deadline:
-            messages = await _receive_round(app, queue_url)
+            messages = await _receive_round(app, queue_url, calls)
             if not messages or all(m["MessageId"] in seen for m in messages):
                 break
+            if len(messages) >= calls * _SQS_BATCH:
+                calls = aws.receipt_receive_concurrency
             seen.update(m["MessageId"] for m in messages)
             stats.received += len(messages)
             done = await _process(app, queue_name, messages, parse, stats)
@@ -115,8 +118,8 @@ async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
     return stats
 
 
-async def _receive_round(app: WorkerContext, queue_url: str) -> list[dict[str, Any]]:
-    """Make the round's concurrent ReceiveMessage calls; return every message they brought, in call order."""
+async def _receive_round(app: WorkerContext, queue_url: str, calls: int) -> list[dict[str, Any]]:
+    """Make `calls` concurrent ReceiveMessage calls; return every message they brought, in call order."""
     aws = app.settings.aws
     responses = await asyncio.gather(
         *(
@@ -126,7 +129,7 @@ async def _receive_round(app: WorkerContext, queue_url: str) -> list[dict[str, A
                 WaitTimeSeconds=aws.receipt_wait_time_s,
                 VisibilityTimeout=aws.receipt_visibility_timeout_s,
             )
-            for _ in range(aws.receipt_receive_concurrency)
+            for _ in range(calls)
         )
     )
     return [message for response in responses for message in response.get("Messages", [])]
