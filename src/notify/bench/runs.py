@@ -308,10 +308,12 @@ async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report:
         Figure("latency", "accepted → sent p99", drained.p99_ms, "ms", None, "", "≤ 250 ms"),
         Figure("latency", "API p99 at this rate", posted.p99_ms, "ms", None, "", ""),
     ]
-    report.notes.append(
+    report.notes += [
         f"latency: {options.duration_s:g} s at {options.rate_per_s:g}/s offered over {options.connections} "
-        f"connections; {drained.sent}/{drained.total} sent" + ("; TIMED OUT" if drained.timed_out else "")
-    )
+        f"connections; {drained.sent}/{drained.total} sent" + ("; TIMED OUT" if drained.timed_out else ""),
+        _rss_note("API", [stack.api] if stack.api else []),
+        _rss_note("worker", stack.workers),
+    ]
 
 
 # -- bulk ------------------------------------------------------------------------------------------
