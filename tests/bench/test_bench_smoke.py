@@ -99,6 +99,7 @@ def test_bulk_prints_its_figure() -> None:
     output = _bench("bulk", "--size", "200", timeout_s=180)
     assert _row_number(output, "rows saved/s") > 0
     assert "bulk: 200/200 rows saved" in output
+    assert "bulk, sending paused: 200/200 rows saved" in output
 
 
 @pytest.mark.timeout(200)
