@@ -75,3 +75,13 @@ async def test_nothing_is_cached_when_the_load_finds_nothing_or_fails() -> None:
     with pytest.raises(ConnectionError):
         await cache.get_or_load("key", failing)
     assert cache.get("key") is None
+
+
+async def test_a_ttl_of_zero_loads_every_time() -> None:
+    cache: TtlCache[str, int] = TtlCache(ttl_s=0)
+    values = iter([1, 2])
+
+    async def load() -> int:
+        return next(values)
+
+    assert [await cache.get_or_load("key", load), await cache.get_or_load("key", load)] == [1, 2]

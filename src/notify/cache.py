@@ -54,8 +54,11 @@ class TtlCache(Generic[K, V]):
         """Return the live value for `key`, or load it (None: nothing to cache).
 
         When an entry expires under load, dozens of requests miss it in the same moment; they all wait for one
-        load instead of each querying the database (a pile-up that showed as the API's p99 every TTL).
+        load instead of each querying the database (a pile-up that showed as the API's p99 every TTL). A TTL of
+        zero or less turns caching off: every call loads.
         """
+        if self._ttl_s <= 0:
+            return await load()
         value = self.get(key)
         if value is not None:
             return value

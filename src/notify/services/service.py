@@ -19,12 +19,9 @@ class ServiceDirectory:
         self._sessionmaker = sessionmaker
         self._secret_box = secret_box
         self._cache: TtlCache[uuid.UUID, ServiceContext | None] = TtlCache(ttl_s)
-        self._ttl_s = ttl_s
 
     async def get(self, service_id: uuid.UUID) -> ServiceContext | None:
         """Return the service with its active keys, or None when it does not exist."""
-        if self._ttl_s <= 0:
-            return await self._load(service_id)
         return await self._cache.get_or_load(service_id, lambda: self._load(service_id))
 
     async def _load(self, service_id: uuid.UUID) -> ServiceContext | None:

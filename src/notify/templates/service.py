@@ -34,12 +34,9 @@ class TemplateDirectory:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl_s: float) -> None:
         self._sessionmaker = sessionmaker
         self._cache: TtlCache[tuple[uuid.UUID, uuid.UUID], TemplateSnapshot] = TtlCache(ttl_s)
-        self._ttl_s = ttl_s
 
     async def get(self, service_id: uuid.UUID, template_id: uuid.UUID) -> TemplateSnapshot | None:
         """Return the service's template, or None when it has no such template."""
-        if self._ttl_s <= 0:
-            return await self._load(service_id, template_id)
         return await self._cache.get_or_load((service_id, template_id), lambda: self._load(service_id, template_id))
 
     async def _load(self, service_id: uuid.UUID, template_id: uuid.UUID) -> TemplateSnapshot | None:
