@@ -178,29 +178,15 @@ def _join(parts: tuple[str, ...], keys: tuple[str, ...], values: Mapping[str, ob
 @functools.lru_cache(maxsize=1024)
 def _prerender(content: str) -> _Prerendered | None:
     """Render a template body with a marker per placeholder, or None when markers cannot stand in for values."""
-    if _SLOT_OPEN in content or _SLOT_CLOSE in content:
-        return None
-    slots: list[str] = []
-    line_start: set[str] = set()
-
-    def mark(match: re.Match[str]) -> str:
-        name, conditional, _ = match.group(1).partition("??")
-        key = normalise_placeholder(name)
-        if not key:
-            return match.group(0)
-        if conditional:
-            raise _NotPrerenderable
-        line = content[: match.start()].rpartition("\n")[2]
-        if not line.strip():
-            line_start.add(key)
-        slots.append(key)
-        return f"{_SLOT_OPEN}{len(slots) - 1}{_SLOT_CLOSE}"
-
-    try:
-        source = _PLACEHOLDER_RE.sub(mark, content)
-    except _NotPrerenderable:
-        return None
-    tokens = _MARKDOWN.parse(source)
+    parsed = _parsed(content)
+    if _SLOT_OPEN in content or _SLOT_CLOSE in content or any(slot.conditional for slot in parsed.slots):
+        return None  # a conditional placeholder's text, not a value, goes in its place
+    slots = [slot.key for slot in parsed.slots]
+    parts = [parsed.literals[0]]
+    for index, literal in enumerate(parsed.literals[1:]):
+        parts += [f"{_SLOT_OPEN}{index}{_SLOT_CLOSE}", literal]
+    line_start = {slot.key for slot in parsed.slots if not content[: slot.start].rpartition("\n")[2].strip()}
+    tokens = _MARKDOWN.parse("".join(parts))
     if _marker_in_link(tokens):
         return None  # plain text leaves out a link's target when it equals its text: that depends on the value
     html = _split(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}), slots)
@@ -208,10 +194,6 @@ def _prerender(content: str) -> _Prerendered | None:
     if html is None or text is None:
         return None
     return _Prerendered(html[0], html[1], text[0], text[1], frozenset(slots), frozenset(line_start))
-
-
-class _NotPrerenderable(Exception):
-    """A conditional placeholder: its text, not a value, goes in its place."""
 
 
 def _marker_in_link(tokens: Sequence[Token]) -> bool:
