@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
@@ -12,10 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from notify.embedded import free_port
-from notify.limits import service as limits
-from notify.limits.exceptions import RequestRateLimitError
 from notify.redis import CommandBatcher
-from notify.services.context import ServiceContext
 
 
 async def test_commands_issued_in_one_loop_turn_go_in_one_pipeline(redis: Redis, clean: None) -> None:
@@ -58,34 +53,3 @@ async def test_a_connection_error_fails_every_command_of_the_batch() -> None:
 async def test_command_options_are_refused(redis: Redis) -> None:
     with pytest.raises(TypeError, match="no command options"):
         await CommandBatcher(redis).execute_command("GET", "x", keys=["x"])
-
-
-def _service(rate_limit: int) -> ServiceContext:
-    return ServiceContext(
-        id=uuid.uuid4(),
-        name="batched",
-        active=True,
-        restricted=False,
-        rate_limit=rate_limit,
-        email_daily_limit=10,
-        sms_daily_limit=10,
-        email_from="batched",
-        sending_domain=None,
-        sms_sender=None,
-        keys=(),
-    )
-
-
-async def test_limits_reload_their_script_after_a_flush_and_race_safely_in_one_batch(redis: Redis, clean: None) -> None:
-    await redis.script_flush()
-    batcher = CommandBatcher(redis)
-    service = _service(rate_limit=3)
-    now = datetime.now(UTC)
-    results = await asyncio.gather(
-        *(limits.enforce(batcher, service, "normal", "email", 1, now=now) for _ in range(5)), return_exceptions=True
-    )
-    accepted = [r for r in results if isinstance(r, limits.Usage)]
-    refused = [r for r in results if isinstance(r, RequestRateLimitError)]
-    assert (len(accepted), len(refused)) == (3, 2), results
-    assert (await redis.script_exists(limits.SCRIPT_SHA)) == [True], "EVAL cached the script again"
-    assert int(await redis.get(limits.daily_key(service.id, "email", now.date().isoformat())) or 0) == 3

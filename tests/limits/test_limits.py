@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from notify.db import transaction
 from notify.embedded import free_port
 from notify.limits import service as limits
 from notify.limits.exceptions import RequestRateLimitError, TooManyRequestsError
+from notify.redis import CommandBatcher
 from notify.services.context import ServiceContext
 from notify.settings import RedisSettings, Settings
 from tests.conftest import make_settings
@@ -211,3 +213,18 @@ def _service(rate_limit: int) -> ServiceContext:
         sms_daily_limit=10,
         keys=(),
     )
+
+
+async def test_limits_reload_their_script_after_a_flush_and_race_safely_in_one_batch(redis: Redis, clean: None) -> None:
+    await redis.script_flush()
+    batcher = CommandBatcher(redis)
+    service = _service(rate_limit=3)
+    now = datetime.now(UTC)
+    results = await asyncio.gather(
+        *(limits.enforce(batcher, service, "normal", "email", 1, now=now) for _ in range(5)), return_exceptions=True
+    )
+    accepted = [r for r in results if isinstance(r, limits.Usage)]
+    refused = [r for r in results if isinstance(r, RequestRateLimitError)]
+    assert (len(accepted), len(refused)) == (3, 2), results
+    assert (await redis.script_exists(limits.SCRIPT_SHA)) == [True], "EVAL cached the script again"
+    assert int(await redis.get(limits.daily_key(service.id, "email", now.date().isoformat())) or 0) == 3
