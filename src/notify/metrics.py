@@ -164,6 +164,11 @@ def provider_error_code(message: str, fallback: str) -> str:
     return head if ":" in message and _CODE.match(head) else fallback
 
 
+def _elapsed_s(since: datetime, until: datetime) -> float:
+    """Seconds from `since` to `until`, never negative (clocks of two hosts can disagree a little)."""
+    return max((until - since).total_seconds(), 0.0)
+
+
 def observe_save(notification_type: str, started: float, accepted_at: Sequence[datetime]) -> None:
     """Record one saved inbox batch that began at `started` (a `time.perf_counter()` value), and accepted → saved."""
     SAVE_LATENCY.labels(notification_type).observe(time.perf_counter() - started)
@@ -171,7 +176,7 @@ def observe_save(notification_type: str, started: float, accepted_at: Sequence[d
     histogram = ACCEPTED_TO_SAVED.labels(notification_type)
     now = datetime.now(UTC)
     for accepted in accepted_at:
-        histogram.observe(max((now - accepted).total_seconds(), 0.0))
+        histogram.observe(_elapsed_s(accepted, now))
 
 
 class _Row(Protocol):
@@ -208,16 +213,16 @@ def observe_delivery(
         for notification_id, _, sent_at, _, _ in outcome.sent:
             row = by_id.get(notification_id)
             if row is not None:
-                accepted_to_sent.observe(max((sent_at - row.created_at).total_seconds(), 0.0))
-                saved_to_sent.observe(max((sent_at - row.queued_at).total_seconds(), 0.0))
+                accepted_to_sent.observe(_elapsed_s(row.created_at, sent_at))
+                saved_to_sent.observe(_elapsed_s(row.queued_at, sent_at))
 
 
 def observe_delivered(notification_type: str, created_at: datetime, sent_at: datetime | None = None) -> None:
     """Record accepted → delivered and sent → delivered for one delivery receipt (for the receipt pollers)."""
     now = datetime.now(UTC)
-    ACCEPTED_TO_DELIVERED.labels(notification_type).observe(max((now - created_at).total_seconds(), 0.0))
+    ACCEPTED_TO_DELIVERED.labels(notification_type).observe(_elapsed_s(created_at, now))
     if sent_at is not None:
-        SENT_TO_DELIVERED.labels(notification_type).observe(max((now - sent_at).total_seconds(), 0.0))
+        SENT_TO_DELIVERED.labels(notification_type).observe(_elapsed_s(sent_at, now))
 
 
 def count_recovery(action: str, count: int = 1) -> None:
