@@ -149,8 +149,10 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
 
     job_timeout = settings.worker.job_timeout_s
     functions = [
-        func(delivery_tasks.deliver_email, name="deliver_email", timeout=job_timeout, max_tries=3),
-        func(delivery_tasks.deliver_sms, name="deliver_sms", timeout=job_timeout, max_tries=3),
+        func(
+            delivery_tasks.deliver_email, name="deliver_email", timeout=job_timeout, max_tries=delivery_tasks.MAX_TRIES
+        ),
+        func(delivery_tasks.deliver_sms, name="deliver_sms", timeout=job_timeout, max_tries=delivery_tasks.MAX_TRIES),
         func(job_tasks.process_job, name="process_job", timeout=settings.worker.job_process_timeout_s, max_tries=3),
         func(
             callback_tasks.send_delivery_status,

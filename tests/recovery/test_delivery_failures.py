@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import time
 
+import pytest
+import sqlalchemy.exc
+from arq import Retry
 from arq.connections import ArqRedis
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify.delivery import pause
 from notify.delivery import service as delivery
+from notify.delivery import tasks as delivery_tasks
 from notify.delivery.exceptions import TransientProviderError
 from notify.delivery.senders import EmailMessage
 from notify.inbox import service as inbox_service
 from notify.notifications.models import Notification
-from notify.settings import AwsSettings
+from notify.settings import AwsSettings, DbSettings
 from notify.testing.fake_aws import FakeAwsServer
 from notify.worker import worker_resources
 from tests.conftest import REGION, make_settings
 from tests.factories import create_sample
-from tests.recovery.conftest import as_uuids, fake_aws_settings, post_emails, run_worker
+from tests.recovery.conftest import as_uuids, fake_aws_settings, post_emails, run_worker, save_without_delivery
 from tests.servers import Servers
 
 
@@ -162,3 +166,36 @@ async def test_an_account_pause_stops_sending_for_everyone_until_it_lifts(
     assert rows[first[0]].status == "created"
     assert rows[first[0]].next_attempt_at is not None
     assert fake_aws.fake.counters.sent_emails == 3
+
+
+async def test_a_batch_that_finds_no_database_connection_runs_again_in_seconds_and_is_sent_once(
+    servers: Servers,
+    clean: None,
+    fake_aws: FakeAwsServer,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    queue: ArqRedis,
+) -> None:
+    # A pool of one connection, held elsewhere: the delivery job cannot reach PostgreSQL, as in an outage.
+    db = DbSettings(url=servers.database_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+    settings = fake_aws_settings(servers, fake_aws).model_copy(update={"db": db})
+    sample = await create_sample(sessionmaker, settings)
+    async with worker_resources(settings, queue) as context:
+        ids = await save_without_delivery(client, sample, context, 2)
+        ctx = {"notify": context, "job_try": 1}
+        async with context.engine.connect() as held:
+            await held.execute(text("SELECT 1"))
+            with pytest.raises(Retry) as retry:
+                await delivery_tasks.deliver_email(ctx, ids)
+            # arq defers the next run by this many milliseconds: the first backoff step, not the 10-minute replay.
+            assert 500 <= retry.value.defer_score <= 1000  # type: ignore[operator]
+            with pytest.raises(sqlalchemy.exc.TimeoutError):  # out of tries: left to replay-created-notifications
+                await delivery_tasks.deliver_email({**ctx, "job_try": delivery_tasks.MAX_TRIES}, ids)
+        assert {row.status for row in await _rows(sessionmaker)} == {"created"}, "nothing claimed, nothing lost"
+
+        assert await delivery_tasks.deliver_email({**ctx, "job_try": 2}, ids) == 2
+
+    rows = await _rows(sessionmaker)
+    assert {row.status for row in rows} == {"sending"}
+    assert sorted(str(row.id) for row in rows) == sorted(ids)
+    assert fake_aws.fake.counters.sent_emails == 2
