@@ -84,6 +84,7 @@ class AwsSettings(BaseModel):
     max_pool_connections: int = 100
     send_concurrency: int = 100
     lean_sender: bool = True
+    lean_http: bool = True
     send_timeout_s: float = 15.0
     connect_timeout_s: float = 5.0
     ses_bounce_topic: str = "notify-ses-bounces"

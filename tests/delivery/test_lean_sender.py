@@ -30,6 +30,7 @@ from notify.embedded import free_port, sent_emails, sns_published
 from notify.settings import AwsSettings
 from notify.testing.fake_aws import FakeAwsConfig, FakeAwsServer
 from tests.conftest import REGION, make_settings
+from tests.delivery.test_http11 import ok, serving
 from tests.servers import Servers
 
 DOMAIN = "lean.test"
@@ -174,10 +175,13 @@ def mime_summary(raw: bytes | str) -> dict[str, Any]:
 # -- the wire ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("lean_http", [True, False], ids=["http11", "aiohttp"])
 async def test_simple_email_goes_out_byte_for_byte_as_botocore_sends_it_and_signed(
-    servers: Servers, capture: CaptureServer
+    servers: Servers, capture: CaptureServer, lean_http: bool
 ) -> None:
-    settings = aws_settings(servers, endpoint_url=capture.url, ses_configuration_set="notify-events")
+    settings = aws_settings(
+        servers, endpoint_url=capture.url, ses_configuration_set="notify-events", lean_http=lean_http
+    )
     async with open_both(settings) as senders:
         assert await senders.ses.send_email(message()) == "email-1"
         assert await senders.lean_ses.send_email(message()) == "email-2"
@@ -209,8 +213,11 @@ async def test_raw_email_with_files_goes_out_as_botocore_sends_it(servers: Serve
     ]
 
 
-async def test_sms_goes_out_byte_for_byte_as_botocore_sends_it(servers: Servers, capture: CaptureServer) -> None:
-    settings = aws_settings(servers, endpoint_url=capture.url, sms_sender_id="NOTIFY")
+@pytest.mark.parametrize("lean_http", [True, False], ids=["http11", "aiohttp"])
+async def test_sms_goes_out_byte_for_byte_as_botocore_sends_it(
+    servers: Servers, capture: CaptureServer, lean_http: bool
+) -> None:
+    settings = aws_settings(servers, endpoint_url=capture.url, sms_sender_id="NOTIFY", lean_http=lean_http)
     sms = SmsMessage(to="+447911123456", body="Your code is 5678 & more: é+ü=?")
     async with open_both(settings) as senders:
         assert await senders.sns.send_sms(sms) == "sms-1"
@@ -370,7 +377,7 @@ async def test_a_refused_connection_is_transient(servers: Servers) -> None:
         with pytest.raises(TransientProviderError):
             await senders.lean_sns.send_sms(SmsMessage(to="+447911123456", body="hi"))
     assert time.monotonic() - start < 8  # two senders, each at most 1 + 2 s of quick-retry backoff
-    assert "ClientConnectorError" in email_error.value.message
+    assert email_error.value.message.startswith("ConnectionRefusedError")
 
 
 async def test_a_5xx_without_a_json_body_is_transient() -> None:
@@ -414,3 +421,18 @@ async def test_missing_credentials_are_a_transient_error_not_a_crash() -> None:
     credentials = SessionCredentials(NoCredentials())
     with pytest.raises(TransientProviderError, match="NoCredentialsError"):
         await credentials.frozen()
+
+
+async def test_an_endpoint_behind_a_proxy_is_reached_through_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lean HTTP/1.1 client does not speak to proxies: a proxied endpoint goes out through aiohttp.
+    async with serving(lambda _: ok(b'{"MessageId": "via-proxy"}')) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        settings = AwsSettings(
+            endpoint_url="http://email.proxied.test", region=REGION, access_key_id="testing", secret_access_key="t"
+        )
+        async with lean_senders(aws.create_session(settings), settings) as (ses, _):
+            assert await ses.send_email(message()) == "via-proxy"
+    [request] = proxy.requests
+    assert request.head[0] == "POST http://email.proxied.test/v2/email/outbound-emails HTTP/1.1"

@@ -1,11 +1,13 @@
-"""Micro-benchmark of the SES send path: CPU per SendEmail, aioboto3 sender vs lean sender (a run, not a test).
+"""Micro-benchmark of the SES send path: CPU per SendEmail, aioboto3 vs the lean sender (a run, not a test).
+
+The lean sender runs twice: over its HTTP/1.1 client (the default) and over aiohttp (`NOTIFY_AWS__LEAN_HTTP=false`).
 
 Run against the fake AWS endpoint in its own process (so its CPU is not counted here)::
 
     python -m notify.testing.fake_aws --port 9999 &
     python -m notify.bench.sendpath --endpoint http://127.0.0.1:9999 --count 5000 --concurrency 100 --rounds 2
 
-Both senders send the same message through `send_email` (the protocol the worker uses) with `concurrency`
+Every sender sends the same message through `send_email` (the protocol the worker uses) with `concurrency`
 sends in flight and a pool of the same size; CPU is this process's `time.process_time()` over each timed run,
 after a warm-up of 500 sends. Rounds alternate the senders so drifting machine load hits both alike.
 """
@@ -55,7 +57,7 @@ async def timed(sender: EmailSender, count: int, concurrency: int) -> tuple[floa
 
 
 async def run(endpoint: str, count: int, concurrency: int, rounds: int) -> list[tuple[str, float, float]]:
-    """Measure both senders `rounds` times each, alternating; return (name, sends/s, CPU ms/send) rows."""
+    """Measure every sender `rounds` times, alternating; return (name, sends/s, CPU ms/send) rows."""
     settings = AwsSettings(
         endpoint_url=endpoint,
         access_key_id="bench",
@@ -67,15 +69,20 @@ async def run(endpoint: str, count: int, concurrency: int, rounds: int) -> list[
     async with (
         session.client("sesv2", **aws.client_kwargs(settings)) as ses,
         lean_senders(session, settings) as (lean, _),
+        lean_senders(session, settings.model_copy(update={"lean_http": False})) as (lean_aiohttp, _),
     ):
-        senders: dict[str, Any] = {"aioboto3 SesEmailSender": SesEmailSender(ses, None), "LeanSesEmailSender": lean}
+        senders: dict[str, Any] = {
+            "aioboto3 SesEmailSender": SesEmailSender(ses, None),
+            "LeanSesEmailSender": lean,
+            "LeanSesEmailSender/aiohttp": lean_aiohttp,
+        }
         for sender in senders.values():
             await timed(sender, 500, concurrency)  # warm-up: connections, endpoint rules, credentials
         for _ in range(rounds):
             for name, sender in senders.items():
                 rate, cpu_ms = await timed(sender, count, concurrency)
                 rows.append((name, rate, cpu_ms))
-                _say(f"{name:26} {count} sends  {rate:8.0f}/s  {cpu_ms:.3f} ms CPU/send")
+                _say(f"{name:28} {count} sends  {rate:8.0f}/s  {cpu_ms:.3f} ms CPU/send")
     return rows
 
 
@@ -99,8 +106,15 @@ def main(argv: list[str] | None = None) -> None:
         rows = asyncio.run(run(args.endpoint, args.count, args.concurrency, args.rounds))
     _say(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     best = {name: min(cpu for row_name, _, cpu in rows if row_name == name) for name, _, _ in rows}
-    boto, lean = best["aioboto3 SesEmailSender"], best["LeanSesEmailSender"]
-    _say(f"best CPU/send: aioboto3 {boto:.3f} ms, lean {lean:.3f} ms, ratio {boto / lean:.1f}x")
+    boto, lean, lean_aiohttp = (
+        best["aioboto3 SesEmailSender"],
+        best["LeanSesEmailSender"],
+        best["LeanSesEmailSender/aiohttp"],
+    )
+    _say(
+        f"best CPU/send: aioboto3 {boto:.3f} ms, lean {lean:.3f} ms (ratio {boto / lean:.1f}x), "
+        f"lean over aiohttp {lean_aiohttp:.3f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Lean SES v2 / SNS senders: a pre-built request signed with botocore's SigV4 over one aiohttp session (DESIGN §10).
+"""Lean SES v2 / SNS senders: a pre-built request signed with botocore's SigV4, sent on kept-alive connections (§10).
 
 aiobotocore's generic request pipeline (event hooks, a user agent rebuilt per call, parameter validation,
 endpoint rules) costs about 1 ms of CPU per `SendEmail`; the send itself needs a JSON body, a SigV4
@@ -6,8 +6,10 @@ signature and one HTTP round trip. These senders keep the library's pieces — t
 (`send_email_params`, `sms_attributes`), the body botocore would serialise byte for byte,
 `botocore.auth.SigV4Auth` with the session's own (refreshable) credentials, the same error
 classification (`classify_error`) and the same quick retries of a transient failure (`aws.QUICK_RETRIES`,
-botocore's standard mode) — and drop the rest. Tested against moto and the fake AWS endpoint
-next to the aioboto3 senders (tests/delivery/test_lean_sender.py).
+botocore's standard mode) — and drop the rest. The request goes out through `notify.delivery.http11`
+(`NOTIFY_AWS__LEAN_HTTP`, on by default), or through one aiohttp session when that is off or the endpoint
+is reached through a proxy. Tested against moto and the fake AWS endpoint next to the aioboto3 senders
+(tests/delivery/test_lean_sender.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from yarl import URL
 
 from notify import aws
 from notify.delivery.exceptions import ProviderError, TransientProviderError
+from notify.delivery.http11 import Http11Client, Origin
 from notify.delivery.senders import (
     EmailMessage,
     EmailSender,
@@ -84,17 +87,30 @@ class SessionCredentials:
         return await self._credentials.get_frozen_credentials()
 
 
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=get_cert_path(True))
+
+
 def create_http_session(settings: AwsSettings) -> aiohttp.ClientSession:
     """Open the one aiohttp session both lean senders share: pool and timeouts as the aioboto3 clients have them."""
     connector = aiohttp.TCPConnector(
-        limit=settings.max_pool_connections,
-        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-        ssl=ssl.create_default_context(cafile=get_cert_path(True)),
+        limit=settings.max_pool_connections, keepalive_timeout=KEEPALIVE_TIMEOUT_S, ssl=_ssl_context()
     )
     timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout_s, sock_read=settings.send_timeout_s)
     # trust_env stays off: it costs two thread hops per request (netrc, proxy lookup); `Endpoint` reads the proxy once.
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("Content-Type",)
+    )
+
+
+def create_http11_client(settings: AwsSettings) -> Http11Client:
+    """Open the lean HTTP/1.1 client: the same pool size, keep-alive and timeouts as the aiohttp session."""
+    return Http11Client(
+        limit=settings.max_pool_connections,
+        keepalive_timeout_s=KEEPALIVE_TIMEOUT_S,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.send_timeout_s,
+        ssl_context=_ssl_context(),
     )
 
 
@@ -106,6 +122,7 @@ class Endpoint:
         self.service = service
         self.region = region
         self.host = _host_from_url(url)  # the Host value botocore signs; sent as is
+        self.origin = Origin.from_url(url)
         self.proxy: URL | None = None
         self.proxy_auth: BasicAuth | None = None
         with suppress(LookupError):  # HTTPS_PROXY / NO_PROXY, as botocore honours them
@@ -217,18 +234,26 @@ def _known(status: int) -> bool:
 
 
 class _LeanSender:
-    """What both lean senders share: the aiohttp session, credentials, endpoint and one POST with error mapping."""
+    """What both lean senders share: the HTTP clients, credentials, endpoint and one POST with error mapping."""
 
     def __init__(
-        self, http_session: aiohttp.ClientSession, credentials: SessionCredentials, endpoint: Endpoint
+        self,
+        http_session: aiohttp.ClientSession,
+        credentials: SessionCredentials,
+        endpoint: Endpoint,
+        http11: Http11Client | None = None,
     ) -> None:
         self._http = http_session
+        self._http11 = http11
         self._credentials = credentials
         self.endpoint = endpoint
 
     async def _post(self, request: PreparedRequest) -> tuple[int, Any, bytes]:
         endpoint = self.endpoint
         try:
+            if self._http11 is not None and endpoint.proxy is None:
+                answer = await self._http11.post(endpoint.origin, request.headers, request.body)
+                return answer.status, answer.headers, answer.body
             async with self._http.post(
                 request.url,
                 data=request.body,
@@ -260,16 +285,17 @@ class _LeanSender:
 
 
 class LeanSesEmailSender(_LeanSender):
-    """Email through SES v2 `SendEmail`: the body botocore would build, SigV4-signed, over one aiohttp session."""
+    """Email through SES v2 `SendEmail`: the body botocore would build, SigV4-signed, over the shared HTTP clients."""
 
     def __init__(
         self,
         http_session: aiohttp.ClientSession,
         credentials: SessionCredentials,
         settings: AwsSettings,
+        http11: Http11Client | None = None,
     ) -> None:
         base = (settings.endpoint_url or f"https://email.{settings.region}.amazonaws.com").rstrip("/")
-        super().__init__(http_session, credentials, Endpoint(base + SES_PATH, "ses", settings.region))
+        super().__init__(http_session, credentials, Endpoint(base + SES_PATH, "ses", settings.region), http11)
         self._configuration_set = settings.ses_configuration_set
 
     async def prepare(self, message: EmailMessage) -> PreparedRequest:
@@ -295,16 +321,17 @@ class LeanSesEmailSender(_LeanSender):
 
 
 class LeanSnsSmsSender(_LeanSender):
-    """SMS through SNS `Publish` (query protocol): botocore's form body, SigV4-signed, over one aiohttp session."""
+    """SMS through SNS `Publish` (query protocol): botocore's form body, SigV4-signed, over the shared HTTP clients."""
 
     def __init__(
         self,
         http_session: aiohttp.ClientSession,
         credentials: SessionCredentials,
         settings: AwsSettings,
+        http11: Http11Client | None = None,
     ) -> None:
         base = (settings.endpoint_url or f"https://sns.{settings.region}.amazonaws.com").rstrip("/")
-        super().__init__(http_session, credentials, Endpoint(base + "/", "sns", settings.region))
+        super().__init__(http_session, credentials, Endpoint(base + "/", "sns", settings.region), http11)
         self._default_sender = settings.sms_sender_id
 
     async def prepare(self, message: SmsMessage) -> PreparedRequest:
@@ -326,13 +353,21 @@ class LeanSnsSmsSender(_LeanSender):
 async def lean_senders(
     session: Any, settings: AwsSettings
 ) -> AsyncIterator[tuple[LeanSesEmailSender, LeanSnsSmsSender]]:
-    """Open the lean SES and SNS senders over one aiohttp session (closed on exit)."""
+    """Open the lean SES and SNS senders (closed on exit): over the lean HTTP/1.1 client, or aiohttp alone.
+
+    The aiohttp session is opened either way: a proxied endpoint goes through it.
+    """
     credentials = SessionCredentials(session)
+    http11 = create_http11_client(settings) if settings.lean_http else None
     async with create_http_session(settings) as http_session:
-        yield (
-            LeanSesEmailSender(http_session, credentials, settings),
-            LeanSnsSmsSender(http_session, credentials, settings),
-        )
+        try:
+            yield (
+                LeanSesEmailSender(http_session, credentials, settings, http11),
+                LeanSnsSmsSender(http_session, credentials, settings, http11),
+            )
+        finally:
+            if http11 is not None:
+                await http11.close()
 
 
 async def open_senders(stack: AsyncExitStack, session: Any, settings: AwsSettings) -> tuple[EmailSender, SmsSender]:
