@@ -171,6 +171,18 @@ async def test_a_chunked_answer_is_read_whole() -> None:
     assert server.connections == 1
 
 
+async def test_an_answer_without_length_or_chunks_ends_when_the_server_closes() -> None:
+    http = client()
+    async with serving(
+        lambda _: b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"MessageId": "eof"}'
+    ) as server:
+        server.close_after_answer = True
+        answers = [await http.post(origin(server), HEADERS, b"{}") for _ in range(2)]
+    await http.close()
+    assert [answer.body for answer in answers] == [b'{"MessageId": "eof"}'] * 2
+    assert server.connections == 2
+
+
 async def test_an_answer_that_closes_the_connection_is_not_reused() -> None:
     http = client()
     async with serving(lambda _: ok(extra="Connection: close\r\n")) as server:

@@ -81,6 +81,7 @@ class _Connection(asyncio.Protocol):
         self._headers = Headers()
         self._body: list[bytes] = []
         self._size = 0
+        self._until_eof = False  # an answer framed by neither Content-Length nor chunks ends when the server closes
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
@@ -103,11 +104,17 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._until_eof and exc is None and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(Response(self._parser.get_status_code(), self._headers, b"".join(self._body)))
+            return
         self._fail(ServerDisconnectedError(f"connection closed before the answer was complete: {exc or 'EOF'}"))
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._until_eof = "content-length" not in self._headers and "transfer-encoding" not in self._headers
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -130,6 +137,7 @@ class _Connection(asyncio.Protocol):
         self._headers = Headers()
         self._body = []
         self._size = 0
+        self._until_eof = False
         self.reusable = False
         self._waiter = self._loop.create_future()
         self._transport.write(request)
