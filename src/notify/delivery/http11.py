@@ -134,6 +134,8 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, request: bytes) -> Response:
         """Write `request` and wait for the whole answer."""
         assert self._transport is not None
+        if self.closed:
+            raise ServerDisconnectedError("connection closed before the request was written")
         self._headers = Headers()
         self._body = []
         self._size = 0
