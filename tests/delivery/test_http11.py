@@ -44,8 +44,15 @@ class ScriptedServer:
     open_now: int = 0
     most_open: int = 0
     close_after_answer: bool = False
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    def drop_connections(self) -> None:
+        """Close every open connection from the server's side, as a restarting endpoint does."""
+        for writer in self.writers:
+            writer.close()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
         self.connections += 1
         number = self.connections
         self.open_now += 1
@@ -86,9 +93,11 @@ def echo(request: Received) -> bytes:
 
 
 @asynccontextmanager
-async def serving(answer: Answer, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[ScriptedServer]:
+async def serving(
+    answer: Answer, ssl_context: ssl.SSLContext | None = None, port: int = 0
+) -> AsyncIterator[ScriptedServer]:
     server = ScriptedServer(answer)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=ssl_context)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", port, ssl=ssl_context, reuse_address=True)
     server.port = listener.sockets[0].getsockname()[1]
     try:
         yield server
@@ -222,6 +231,19 @@ async def test_a_server_that_never_answers_times_out_and_its_late_answer_is_neve
     await http.close()
     assert answer.body == b'{"MessageId": "second"}'
     assert server.connections == 2
+
+
+async def test_after_the_endpoint_restarts_the_pool_connects_again_instead_of_using_dead_connections() -> None:
+    http = client()
+    async with serving(lambda _: ok(b'{"MessageId": "before"}')) as before:
+        port = before.port
+        assert (await http.post(origin(before), HEADERS, b"{}")).body == b'{"MessageId": "before"}'
+        before.drop_connections()
+    await asyncio.sleep(0.05)  # the client's loop sees the close of its idle connection
+    async with serving(lambda _: ok(b'{"MessageId": "after"}'), port=port) as after:
+        assert (await http.post(origin(after), HEADERS, b"{}")).body == b'{"MessageId": "after"}'
+    await http.close()
+    assert http.opened == 2
 
 
 async def test_a_refused_connection_is_an_os_error() -> None:
