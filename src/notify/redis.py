@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.typing import EncodableT
 
 from notify.settings import RedisSettings
@@ -22,7 +24,41 @@ def create_redis(settings: RedisSettings, client_name: str) -> Redis:
         health_check_interval=30,
         client_name=client_name,
     )
+    pool = client.connection_pool
+    pool.connection_class = hiredis_packing(pool.connection_class)  # before the pool opens its first connection
     return client
+
+
+class _HiredisPacking(AbstractConnection):
+    """Packs each command with hiredis (C) instead of redis-py's Python packer: the same bytes, ~6 times cheaper.
+
+    redis-py 5's asyncio connections pack in Python (about 4 µs per command here, against 0.7 µs for
+    `hiredis.pack_command`), which every API request pays twice (limits script, XADD). Anything hiredis does not
+    pack — a command name holding a space (`CLIENT SETNAME`), a value type it refuses — goes to redis-py's packer.
+    """
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        first = args[0]
+        if not (isinstance(first, str) and " " in first) and not (isinstance(first, bytes) and b" " in first):
+            try:
+                return [hiredis.pack_command(args)]  # type: ignore[arg-type]
+            except TypeError:
+                pass
+        return super().pack_command(*args)
+
+
+_HIREDIS_CLASSES: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    """Return `connection_class` (TCP, TLS or Unix socket) with hiredis packing its commands."""
+    if issubclass(connection_class, _HiredisPacking):
+        return connection_class
+    packing = _HIREDIS_CLASSES.get(connection_class)
+    if packing is None:
+        packing = type(f"Hiredis{connection_class.__name__}", (_HiredisPacking, connection_class), {})
+        _HIREDIS_CLASSES[connection_class] = packing
+    return packing
 
 
 class Commands(Protocol):
