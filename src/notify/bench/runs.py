@@ -546,7 +546,9 @@ async def run(
         await stack.start_servers()
         report.notes += stack.warnings
         seed = await stack.seed()
-        for name in names:
+        for index, name in enumerate(names):
+            if index:
+                await stack.settle()
             await BENCHES[name](stack, seed, options, report)
     finally:
         await stack.close()

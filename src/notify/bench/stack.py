@@ -269,6 +269,16 @@ class BenchStack:
         for stream in ALL_STREAMS:
             await self.redis.xtrim(stream.inbox, maxlen=0, approximate=False)
 
+    async def settle(self) -> None:
+        """VACUUM ANALYZE the tables the benches write, so a bench does not start on the last one's dead rows.
+
+        Without it the next bench meets stale planner statistics and an autovacuum in the middle of its run.
+        """
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            for table in ("notifications", "jobs", "job_rows"):
+                await autocommit.execute(text(f"VACUUM (ANALYZE) {table}"))
+
     async def inbox_length(self) -> int:
         """Return how many entries wait in the inbox streams."""
         total = 0
