@@ -87,14 +87,15 @@ class SessionCredentials:
         return await self._credentials.get_frozen_credentials()
 
 
-def _ssl_context() -> ssl.SSLContext:
+def create_ssl_context() -> ssl.SSLContext:
+    """Return a TLS context trusting botocore's CA bundle (loading it takes ~16 ms: build it once per process)."""
     return ssl.create_default_context(cafile=get_cert_path(True))
 
 
-def create_http_session(settings: AwsSettings) -> aiohttp.ClientSession:
+def create_http_session(settings: AwsSettings, ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
     """Open the one aiohttp session both lean senders share: pool and timeouts as the aioboto3 clients have them."""
     connector = aiohttp.TCPConnector(
-        limit=settings.max_pool_connections, keepalive_timeout=KEEPALIVE_TIMEOUT_S, ssl=_ssl_context()
+        limit=settings.max_pool_connections, keepalive_timeout=KEEPALIVE_TIMEOUT_S, ssl=ssl_context
     )
     timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout_s, sock_read=settings.send_timeout_s)
     # trust_env stays off: it costs two thread hops per request (netrc, proxy lookup); `Endpoint` reads the proxy once.
@@ -103,14 +104,14 @@ def create_http_session(settings: AwsSettings) -> aiohttp.ClientSession:
     )
 
 
-def create_http11_client(settings: AwsSettings) -> Http11Client:
+def create_http11_client(settings: AwsSettings, ssl_context: ssl.SSLContext) -> Http11Client:
     """Open the lean HTTP/1.1 client: the same pool size, keep-alive and timeouts as the aiohttp session."""
     return Http11Client(
         limit=settings.max_pool_connections,
         keepalive_timeout_s=KEEPALIVE_TIMEOUT_S,
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.send_timeout_s,
-        ssl_context=_ssl_context(),
+        ssl_context=ssl_context,
     )
 
 
@@ -358,8 +359,9 @@ async def lean_senders(
     The aiohttp session is opened either way: a proxied endpoint goes through it.
     """
     credentials = SessionCredentials(session)
-    http11 = create_http11_client(settings) if settings.lean_http else None
-    async with create_http_session(settings) as http_session:
+    ssl_context = create_ssl_context()
+    http11 = create_http11_client(settings, ssl_context) if settings.lean_http else None
+    async with create_http_session(settings, ssl_context) as http_session:
         try:
             yield (
                 LeanSesEmailSender(http_session, credentials, settings, http11),
