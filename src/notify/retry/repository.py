@@ -18,7 +18,7 @@ _BY_IDS = text(
     """
     SELECT id, notification_type, status, feedback_subtype, created_at
     FROM notifications
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = ANY(CAST(:failed AS text[]))
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status || '' = ANY(CAST(:failed AS text[]))
     ORDER BY id
     """
 )
@@ -43,14 +43,15 @@ _COUNT_FILTER = text(
     """
 )
 
-# The status guard makes a retry of a row that was delivered (or already reset, or is sending) a no-op.
+# The status guard makes a retry of a row that was delivered (or already reset, or is sending) a no-op. It is an
+# expression so the rows are found by primary key, never through the status index (see notify.delivery.repository).
 _RESET = text(
     """
     UPDATE notifications
     SET status = 'created', reference = NULL, sent_at = NULL, sent_by = NULL, completed_at = NULL,
         sending_started_at = NULL, provider_response = NULL, feedback_type = NULL, feedback_subtype = NULL,
         feedback_id = NULL, attempts = 0, next_attempt_at = NULL, updated_at = now()
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = ANY(CAST(:failed AS text[]))
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status || '' = ANY(CAST(:failed AS text[]))
     RETURNING id, notification_type
     """
 )
