@@ -135,6 +135,7 @@ class WorkerSettings(BaseModel):
     send_lease_s: int = 600
     job_stall_after_s: int = 300
     job_chunk_size: int = 500
+    job_send_hold_s: int = 60
     job_process_timeout_s: int = 3600
     scheduled_batch_size: int = 10_000
     max_save_attempts: int = 5

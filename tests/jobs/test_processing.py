@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
+from arq.connections import ArqRedis
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -132,3 +134,73 @@ async def test_an_interrupted_job_resumes_without_duplicates_or_gaps(
     assert (job.status, job.rows_saved, job.notification_count) == ("finished", ROWS, ROWS)
     sent_to = sorted(m.destinations["ToAddresses"][0] for m in sent_emails(REGION)[sent_before:])
     assert sent_to == [f"user{i}@example.com" for i in range(ROWS)]
+
+
+async def _chunk_scores(queue: ArqRedis, job_id: str) -> dict[int, float]:
+    """Row number → arq queue score (ms when the delivery may start) of each chunk's waiting delivery."""
+    prefix = f"{processing.DELIVERY_JOB_PREFIX}{job_id}:"
+    entries = await queue.zrange("arq:queue", 0, -1, withscores=True)
+    return {int(k.decode().removeprefix(prefix)): s for k, s in entries if k.decode().startswith(prefix)}
+
+
+async def test_a_jobs_deliveries_wait_for_its_whole_save_then_run_in_row_order(
+    servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from arq import create_pool
+
+    from notify.worker import arq_redis_settings
+
+    settings = _small_chunks(servers, stall_after_s=0)
+    assert settings.worker.job_send_hold_s == 60
+    sample = await create_sample(sessionmaker, settings)
+    await verify_sender(settings)
+    job_id = await _create_job(settings, sample)
+    sent_before = len(sent_emails(REGION))
+    queue = await create_pool(arq_redis_settings(settings))
+    try:
+        await queue.delete("arq:queue")  # the API's process_job: this test runs the job's steps itself
+        async with worker_resources(settings, queue) as app:
+            assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
+            (held,) = (await _chunk_scores(queue, job_id)).values()
+            assert held / 1000 > time.time() + 50, "a saved chunk waits while the rest of its job is saved"
+
+            assert await processing.resume_stalled(app) == 1
+            (resume,) = [k for k in await queue.zrange("arq:queue", 0, -1) if k.startswith(b"process_job:")]
+            await queue.zrem("arq:queue", resume)  # run here instead
+            assert await processing.process(app, uuid.UUID(job_id)) == ROWS - 2
+            scores = await _chunk_scores(queue, job_id)
+            assert list(scores) == [0, 2, 4], "the earlier run's chunk is released too"
+            assert max(scores.values()) / 1000 <= time.time(), "the finished save released every delivery"
+            assert sorted(scores, key=scores.__getitem__) == [0, 2, 4], "released in row order"
+            assert await processing.release_deliveries(queue, uuid.UUID(job_id)) == 3
+
+            await run_worker(app, settings)
+            assert await processing.release_deliveries(queue, uuid.UUID(job_id)) == 0, "a delivery that ran is gone"
+            assert await _chunk_scores(queue, job_id) == {}
+    finally:
+        await queue.aclose()
+    sent_to = sorted(m.destinations["ToAddresses"][0] for m in sent_emails(REGION)[sent_before:])
+    assert sent_to == [f"user{i}@example.com" for i in range(ROWS)]
+
+
+async def test_without_a_hold_each_chunk_is_sendable_as_soon_as_it_is_saved(
+    servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from arq import create_pool
+
+    from notify.worker import arq_redis_settings
+
+    settings = _small_chunks(servers)
+    settings.worker.job_send_hold_s = 0
+    sample = await create_sample(sessionmaker, settings)
+    job_id = await _create_job(settings, sample)
+    queue = await create_pool(arq_redis_settings(settings))
+    try:
+        await queue.delete("arq:queue")
+        async with worker_resources(settings, queue) as app:
+            before_ms = time.time() * 1000
+            assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
+            (score,) = (await _chunk_scores(queue, job_id)).values()
+            assert before_ms <= score <= time.time() * 1000
+    finally:
+        await queue.aclose()
