@@ -44,10 +44,10 @@ def new_id() -> uuid.UUID:
 
 def create_engine(settings: DbSettings, application_name: str) -> AsyncEngine:
     """Create the process's engine, labelled so `pg_stat_activity` shows who is connected."""
-    connect_args: dict[str, Any] = {
-        "server_settings": {"application_name": application_name},
-        "command_timeout": settings.command_timeout_s,
-    }
+    server_settings = {"application_name": application_name}
+    if settings.plan_cache_mode:
+        server_settings["plan_cache_mode"] = settings.plan_cache_mode
+    connect_args: dict[str, Any] = {"server_settings": server_settings, "command_timeout": settings.command_timeout_s}
     return create_async_engine(
         sqlalchemy_url(settings.url),
         pool_size=settings.pool_size,

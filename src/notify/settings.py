@@ -58,6 +58,10 @@ class DbSettings(BaseModel):
     pool_timeout_s: float = 10.0
     command_timeout_s: float = 30.0
     echo: bool = False
+    # Plan each statement for the table as it is now: a generic plan cached while `notifications` was small
+    # keeps walking the whole table once a bulk job has filled it. Empty: the server's own setting (for poolers
+    # that refuse startup parameters).
+    plan_cache_mode: str = "force_custom_plan"
 
 
 class RedisSettings(BaseModel):

@@ -11,13 +11,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Every status guard on a batch of ids below reads `n.status || '' = …`, not `n.status = …`. A plain comparison
-# lets the planner reach the rows through ix_notifications_status_created_at whenever its statistics say few
-# rows have that status, which is what they say right after a bulk job saves 50,000 `created` rows or while
-# thousands of emails sit in `sending` waiting for receipts: each 500-row batch then walks all of those rows
-# (a claim took 3 s instead of 7 ms). Written as an expression, the guard cannot use that index, so the rows
-# are always found by primary key. PostgreSQL still re-checks it on the newest version of a row another
-# transaction updated first, so a row is never claimed twice.
+# The batch statements below are written so that no statistics can make a batch cost more than its own rows:
+# - `n.id = ANY(:ids)` is stated on `n` itself (even where a join on id follows), so PostgreSQL reaches the
+#   rows by primary key. Without it, a table it believes small (never analyzed, just filled by a bulk job)
+#   gets a nested loop that checks every row of the table against every id: seconds per 500-row batch.
+# - The status guard reads `n.status || '' = …`, not `n.status = …`. A plain comparison lets the planner start
+#   from ix_notifications_status_created_at whenever its statistics say few rows have that status, which is
+#   what they say right after a bulk job saves 50,000 `created` rows or while thousands of emails sit in
+#   `sending` waiting for receipts: each batch then walks all of those rows (a claim took 3 s instead of
+#   7 ms). PostgreSQL still re-checks the guard on the newest version of a row another transaction updated
+#   first, so a row is never claimed twice.
 
 # `created → sending` in one statement: two workers can never both claim a row (DESIGN §2.2). `queued_at` is
 # when the row started waiting (saved, or put back for a retry): the snapshot's `updated_at`, before this update.
@@ -27,7 +30,8 @@ _CLAIM = text(
     UPDATE notifications AS n
     SET status = 'sending', sending_started_at = now(), attempts = n.attempts + 1, updated_at = now()
     FROM services AS s, waiting AS w
-    WHERE n.id = w.id AND n.status || '' = 'created' AND n.notification_type = :notification_type
+    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.id = w.id AND n.status || '' = 'created'
+      AND n.notification_type = :notification_type
       AND (n.scheduled_for IS NULL OR n.scheduled_for <= now())
       AND s.id = n.service_id
     RETURNING n.id, n.service_id, n.template_id, n.template_version, n.key_type, n."to", n.subject, n.body,
@@ -44,7 +48,7 @@ _MARK_SENT = text(
         updated_at = now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:references AS text[]), CAST(:sent_at AS timestamptz[]),
                 CAST(:sent_by AS text[]), CAST(:statuses AS text[])) AS u(id, reference, sent_at, sent_by, status)
-    WHERE n.id = u.id AND n.status || '' = 'sending'
+    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.id = u.id AND n.status || '' = 'sending'
     """
 )
 
@@ -53,7 +57,7 @@ _MARK_FAILED = text(
     UPDATE notifications AS n
     SET status = 'technical-failure', provider_response = u.response, completed_at = now(), updated_at = now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:responses AS text[])) AS u(id, response)
-    WHERE n.id = u.id AND n.status || '' = 'sending'
+    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.id = u.id AND n.status || '' = 'sending'
     """
 )
 
@@ -64,7 +68,7 @@ _RELEASE = text(
         next_attempt_at = u.next_attempt_at, updated_at = now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:responses AS text[]), CAST(:next_attempt_at AS timestamptz[]))
          AS u(id, response, next_attempt_at)
-    WHERE n.id = u.id AND n.status || '' = 'sending' AND n.reference IS NULL
+    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.id = u.id AND n.status || '' = 'sending' AND n.reference IS NULL
     """
 )
 

@@ -15,7 +15,7 @@ _KNOWN = text("SELECT DISTINCT reference FROM notifications WHERE reference = AN
 # The guards make events order- and repeat-proof: a delivery only moves a row that is still in flight, so a late
 # delivery never overwrites a failure; a failure may replace `delivered` (SES can report a bounce after delivery)
 # and a permanent failure may replace a temporary one; a row already in the target status is left alone. The rows
-# are found by `reference`; `n.status || ''` keeps the planner off the status index (see notify.delivery.repository).
+# are found by `reference`, and the guards keep the planner off the status index (see notify.delivery.repository).
 _APPLY = text(
     """
     UPDATE notifications AS n
@@ -24,7 +24,7 @@ _APPLY = text(
     FROM unnest(CAST(:references AS text[]), CAST(:statuses AS text[]), CAST(:feedback_types AS text[]),
                 CAST(:feedback_subtypes AS text[]), CAST(:feedback_ids AS text[]))
          AS u(reference, status, feedback_type, feedback_subtype, feedback_id)
-    WHERE n.reference = u.reference AND n.status <> u.status
+    WHERE n.reference = ANY(CAST(:references AS text[])) AND n.reference = u.reference AND n.status <> u.status
       AND (
         n.status || '' IN ('sending', 'sent')
         OR (u.status IN ('permanent-failure', 'temporary-failure') AND n.status || '' = 'delivered')
