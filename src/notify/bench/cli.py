@@ -6,6 +6,7 @@ import asyncio
 import platform
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -120,8 +121,22 @@ def _machine() -> str:
     return (
         f"{psutil.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"{psutil.virtual_memory().total / 2**30:.1f} GiB, Python {platform.python_version()}, "
-        f"load average {' '.join(f'{x:.1f}' for x in psutil.getloadavg())}"
+        f"load average {' '.join(f'{x:.1f}' for x in psutil.getloadavg())}, "
+        f"CPU gauge {cpu_gauge_s():.2f} s"
     )
+
+
+def cpu_gauge_s(iterations: int = 5_000_000) -> float:
+    """Return the CPU seconds a fixed pure-Python loop takes on this core, now.
+
+    On a shared machine one core's speed drifts by 2x over hours; figures without a same-run reference
+    (bulk, receipts) can only be compared between runs next to this gauge.
+    """
+    started = time.process_time()
+    total = 0
+    for i in range(iterations):
+        total += i
+    return time.process_time() - started
 
 
 def _number(value: float | None, unit: str) -> str:
