@@ -204,3 +204,31 @@ async def test_without_a_hold_each_chunk_is_sendable_as_soon_as_it_is_saved(
             assert before_ms <= score <= time.time() * 1000
     finally:
         await queue.aclose()
+
+
+async def test_a_held_delivery_runs_when_its_hold_ends_if_the_save_never_finishes(
+    servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from arq import create_pool
+
+    from notify.worker import arq_redis_settings
+
+    settings = _small_chunks(servers)
+    settings.worker.job_send_hold_s = 1
+    sample = await create_sample(sessionmaker, settings)
+    await verify_sender(settings)
+    job_id = await _create_job(settings, sample)
+    sent_before = len(sent_emails(REGION))
+    queue = await create_pool(arq_redis_settings(settings))
+    try:
+        await queue.delete("arq:queue")
+        async with worker_resources(settings, queue) as app:
+            # The save stops after its first chunk, as a killed worker's would: nothing releases the delivery.
+            assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
+            (held,) = (await _chunk_scores(queue, job_id)).values()
+            assert held / 1000 > time.time()
+            await run_worker(app, settings)  # a burst worker waits for the deferred delivery, then runs it
+    finally:
+        await queue.aclose()
+    sent_to = sorted(m.destinations["ToAddresses"][0] for m in sent_emails(REGION)[sent_before:])
+    assert sent_to == ["user0@example.com", "user1@example.com"]
