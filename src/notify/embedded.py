@@ -133,6 +133,11 @@ class EmbeddedRedis:
         """Return the redis:// URL of database 0."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """Return the server's process id while it runs."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
     def start(self) -> str:
         """Start the server and return its URL once it answers (AOF loaded)."""
         if self.is_running():

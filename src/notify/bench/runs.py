@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -65,10 +66,18 @@ class Options:
     use_wrk: bool = True
 
 
+class CpuSource(Protocol):
+    """Anything whose CPU seconds so far can be read (a Managed group, a server process)."""
+
+    def cpu_s(self) -> float:
+        """Return CPU seconds used so far."""
+        ...
+
+
 class CpuMeter:
     """CPU seconds of process groups and of the whole box (incl. steal) between start() and stop()."""
 
-    def __init__(self, groups: dict[str, list[Managed]]) -> None:
+    def __init__(self, groups: Mapping[str, Sequence[CpuSource]]) -> None:
         self.groups = groups
         self._start: dict[str, float] = {}
         self._box_start = psutil.cpu_times()
@@ -258,7 +267,7 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
 
     reference = f"bench-e2e-{uuid.uuid4().hex[:8]}"
     before = (await stack.fake_stats())["sent_emails"]
-    meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers})
+    meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers, **stack.server_processes()})
     meter.start()
     spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, options.connections, count=size)
     posted = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)

@@ -41,6 +41,32 @@ class Seed:
     email_template_id: uuid.UUID
 
 
+def tree_cpu_s(pid: int) -> float:
+    """Return user + system CPU seconds of a live process and its live descendants so far."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class ServerProcess:
+    """A server the bench did not start as a Managed group (embedded PostgreSQL, Redis): measured by its pid."""
+
+    pid: int
+
+    def cpu_s(self) -> float:
+        """Return the CPU seconds of the server and its children (PostgreSQL's backends) so far."""
+        return tree_cpu_s(self.pid)
+
+
 @dataclass(slots=True)
 class Managed:
     """A process group the bench started; it is stopped as a group."""
@@ -59,12 +85,7 @@ class Managed:
 
     def cpu_s(self) -> float:
         """Return user + system CPU seconds of the group so far (live processes)."""
-        total = 0.0
-        for process in self.processes():
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                total += times.user + times.system
-        return total
+        return tree_cpu_s(self.popen.pid)
 
     def peak_rss_mib(self) -> list[float]:
         """Return each live process's peak resident set size (VmHWM) in MiB."""
@@ -125,6 +146,19 @@ class BenchStack:
     _redis: Redis | None = None
 
     # -- servers -------------------------------------------------------------------------------------
+
+    def server_processes(self) -> dict[str, list[ServerProcess | Managed]]:
+        """Return the servers whose CPU the bench can attribute: the embedded ones and the fake AWS."""
+        groups: dict[str, list[ServerProcess | Managed]] = {}
+        if self._postgres is not None:
+            postmaster = self._postgres.data_dir / "postmaster.pid"
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                groups["PostgreSQL"] = [ServerProcess(int(postmaster.read_text().split()[0]))]
+        if self._redis_server is not None and self._redis_server.pid is not None:
+            groups["Redis"] = [ServerProcess(self._redis_server.pid)]
+        if self.fake is not None:
+            groups["fake AWS"] = [self.fake]
+        return groups
 
     async def start_servers(self) -> None:
         """Start PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL are set) and the fake AWS; migrate."""
