@@ -52,6 +52,10 @@ def test_ingest_and_e2e_print_their_figures() -> None:
     assert sent.group(1) == sent.group(2)
     assert int(sent.group(1)) >= 200
     assert "peak RSS" in e2e
+    # Rich wraps long lines: the CPU split is read with whitespace folded.
+    split = re.search(r"PostgreSQL (\d+\.\d+) ms, Redis (\d+\.\d+) ms, fake AWS (\d+\.\d+) ms", " ".join(e2e.split()))
+    assert split is not None, "the e2e note gives the servers' CPU per notification"
+    assert float(split.group(1)) > 0
 
 
 def test_wrk_script_posts_with_the_api_key_and_stops_at_the_quota() -> None:
