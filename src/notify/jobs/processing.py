@@ -108,7 +108,9 @@ async def process(app: WorkerContext, job_id: uuid.UUID, *, max_chunks: int | No
     if max_chunks is None:
         async with transaction(app.sessionmaker) as session:
             finished = await repository.finish(session, job_id)
-        released = await release_deliveries(app.queue, job_id)
+        # A job of one chunk never holds its delivery: no need to look through arq's queue.
+        held = job.notification_count > app.settings.worker.job_chunk_size
+        released = await release_deliveries(app.queue, job_id) if held else 0
         log.info(
             "notify.job.finished" if finished else "notify.job.incomplete",
             job_id=str(job_id),
