@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,7 +94,9 @@ class Page:
 async def open_page(url: str) -> AsyncIterator[Page]:
     """Start Chromium with remote debugging, open `url` and yield a CDP session on it."""
     port = free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes can outlive the browser for a moment and still write into the profile: they are
+    # stopped as one process group, and what they leave behind is not worth failing a test over.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = await asyncio.create_subprocess_exec(
             chromium_or_skip(),
             *OFFLINE_FLAGS,
@@ -100,6 +105,7 @@ async def open_page(url: str) -> AsyncIterator[Page]:
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             targets = await _page_targets(port)
@@ -108,8 +114,20 @@ async def open_page(url: str) -> AsyncIterator[Page]:
                 await page.send("Page.navigate", url=url)
                 yield page
         finally:
-            process.terminate()
-            await process.wait()
+            await _stop_group(process)
+
+
+async def _stop_group(process: asyncio.subprocess.Process) -> None:
+    """Stop Chromium and every helper it started (SIGTERM, then SIGKILL after 10 s)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout=10)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # helpers that outlived the browser
 
 
 async def _page_targets(port: int) -> list[dict[str, Any]]:
