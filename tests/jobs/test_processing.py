@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from arq.connections import ArqRedis
 from httpx import ASGITransport, AsyncClient
@@ -50,6 +52,27 @@ async def _create_job(settings: Settings, sample: Sample) -> str:
     assert response.status_code == 201, response.text
     job_id: str = response.json()["data"]["id"]
     return job_id
+
+
+@asynccontextmanager
+async def _job_worker(settings: Settings) -> AsyncIterator[tuple[WorkerContext, ArqRedis]]:
+    """Open a worker's resources on an emptied arq queue: the test runs process_job's steps itself."""
+    from arq import create_pool
+
+    from notify.worker import arq_redis_settings
+
+    queue = await create_pool(arq_redis_settings(settings))
+    try:
+        await queue.delete("arq:queue")  # the process_job the API enqueued
+        async with worker_resources(settings, queue) as app:
+            yield app, queue
+    finally:
+        await queue.aclose()
+
+
+def _sent_to(since: int) -> list[str]:
+    """Return the recipients of the emails the embedded SES received after the first `since`, sorted."""
+    return sorted(m.destinations["ToAddresses"][0] for m in sent_emails(REGION)[since:])
 
 
 def _assert_one_per_row(job_id: str, notifications: list[Notification]) -> None:
@@ -103,37 +126,27 @@ async def _force(app: WorkerContext, job_id: str) -> None:
 async def test_an_interrupted_job_resumes_without_duplicates_or_gaps(
     servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    from arq import create_pool
-
-    from notify.worker import arq_redis_settings
-
     settings = _small_chunks(servers, stall_after_s=0)
     sample = await create_sample(sessionmaker, settings)
     await verify_sender(settings)
     job_id = await _create_job(settings, sample)
     sent_before = len(sent_emails(REGION))
-    queue = await create_pool(arq_redis_settings(settings))
-    try:
-        await queue.delete("arq:queue")  # the API's process_job: this test plays the crashed worker instead
-        async with worker_resources(settings, queue) as app:
-            assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
-            job = await get_job(sessionmaker, job_id)
-            assert (job.status, job.rows_saved) == ("in progress", 2)
-            assert len(await job_notifications(sessionmaker, job_id)) == 2
+    async with _job_worker(settings) as (app, _queue):  # this test plays the crashed worker
+        assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
+        job = await get_job(sessionmaker, job_id)
+        assert (job.status, job.rows_saved) == ("in progress", 2)
+        assert len(await job_notifications(sessionmaker, job_id)) == 2
 
-            assert await processing.resume_stalled(app) == 1
-            assert (await get_job(sessionmaker, job_id)).status == "pending"
-            await run_worker(app, settings)
-            assert await processing.resume_stalled(app) == 0, "a finished job is never resumed"
-    finally:
-        await queue.aclose()
+        assert await processing.resume_stalled(app) == 1
+        assert (await get_job(sessionmaker, job_id)).status == "pending"
+        await run_worker(app, settings)
+        assert await processing.resume_stalled(app) == 0, "a finished job is never resumed"
     notifications = list(await job_notifications(sessionmaker, job_id))
     _assert_one_per_row(job_id, notifications)
     assert {n.status for n in notifications} == {"sending"}
     job = await get_job(sessionmaker, job_id)
     assert (job.status, job.rows_saved, job.notification_count) == ("finished", ROWS, ROWS)
-    sent_to = sorted(m.destinations["ToAddresses"][0] for m in sent_emails(REGION)[sent_before:])
-    assert sent_to == [f"user{i}@example.com" for i in range(ROWS)]
+    assert _sent_to(sent_before) == [f"user{i}@example.com" for i in range(ROWS)]
 
 
 async def _chunk_scores(queue: ArqRedis, job_id: str) -> dict[int, float]:
@@ -146,89 +159,60 @@ async def _chunk_scores(queue: ArqRedis, job_id: str) -> dict[int, float]:
 async def test_a_jobs_deliveries_wait_for_its_whole_save_then_run_in_row_order(
     servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    from arq import create_pool
-
-    from notify.worker import arq_redis_settings
-
     settings = _small_chunks(servers, stall_after_s=0)
     assert settings.worker.job_send_hold_s == 60
     sample = await create_sample(sessionmaker, settings)
     await verify_sender(settings)
     job_id = await _create_job(settings, sample)
     sent_before = len(sent_emails(REGION))
-    queue = await create_pool(arq_redis_settings(settings))
-    try:
-        await queue.delete("arq:queue")  # the API's process_job: this test runs the job's steps itself
-        async with worker_resources(settings, queue) as app:
-            assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
-            (held,) = (await _chunk_scores(queue, job_id)).values()
-            assert held / 1000 > time.time() + 50, "a saved chunk waits while the rest of its job is saved"
+    async with _job_worker(settings) as (app, queue):
+        assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
+        (held,) = (await _chunk_scores(queue, job_id)).values()
+        assert held / 1000 > time.time() + 50, "a saved chunk waits while the rest of its job is saved"
 
-            assert await processing.resume_stalled(app) == 1
-            (resume,) = [k for k in await queue.zrange("arq:queue", 0, -1) if k.startswith(b"process_job:")]
-            await queue.zrem("arq:queue", resume)  # run here instead
-            assert await processing.process(app, uuid.UUID(job_id)) == ROWS - 2
-            scores = await _chunk_scores(queue, job_id)
-            assert list(scores) == [0, 2, 4], "the earlier run's chunk is released too"
-            assert max(scores.values()) / 1000 <= time.time(), "the finished save released every delivery"
-            assert sorted(scores, key=scores.__getitem__) == [0, 2, 4], "released in row order"
-            assert await processing.release_deliveries(queue, uuid.UUID(job_id)) == 3
+        assert await processing.resume_stalled(app) == 1
+        (resume,) = [k for k in await queue.zrange("arq:queue", 0, -1) if k.startswith(b"process_job:")]
+        await queue.zrem("arq:queue", resume)  # run here instead
+        assert await processing.process(app, uuid.UUID(job_id)) == ROWS - 2
+        scores = await _chunk_scores(queue, job_id)
+        assert list(scores) == [0, 2, 4], "the earlier run's chunk is released too"
+        assert max(scores.values()) / 1000 <= time.time(), "the finished save released every delivery"
+        assert sorted(scores, key=scores.__getitem__) == [0, 2, 4], "released in row order"
+        assert await processing.release_deliveries(queue, uuid.UUID(job_id)) == 3
 
-            await run_worker(app, settings)
-            assert await processing.release_deliveries(queue, uuid.UUID(job_id)) == 0, "a delivery that ran is gone"
-            assert await _chunk_scores(queue, job_id) == {}
-    finally:
-        await queue.aclose()
-    sent_to = sorted(m.destinations["ToAddresses"][0] for m in sent_emails(REGION)[sent_before:])
-    assert sent_to == [f"user{i}@example.com" for i in range(ROWS)]
+        await run_worker(app, settings)
+        assert await processing.release_deliveries(queue, uuid.UUID(job_id)) == 0, "a delivery that ran is gone"
+        assert await _chunk_scores(queue, job_id) == {}
+    assert _sent_to(sent_before) == [f"user{i}@example.com" for i in range(ROWS)]
 
 
 async def test_without_a_hold_each_chunk_is_sendable_as_soon_as_it_is_saved(
     servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    from arq import create_pool
-
-    from notify.worker import arq_redis_settings
-
     settings = _small_chunks(servers)
     settings.worker.job_send_hold_s = 0
     sample = await create_sample(sessionmaker, settings)
     job_id = await _create_job(settings, sample)
-    queue = await create_pool(arq_redis_settings(settings))
-    try:
-        await queue.delete("arq:queue")
-        async with worker_resources(settings, queue) as app:
-            before_ms = time.time() * 1000
-            assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
-            (score,) = (await _chunk_scores(queue, job_id)).values()
-            assert before_ms <= score <= time.time() * 1000
-    finally:
-        await queue.aclose()
+    async with _job_worker(settings) as (app, queue):
+        before_ms = time.time() * 1000
+        assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
+        (score,) = (await _chunk_scores(queue, job_id)).values()
+        assert before_ms <= score <= time.time() * 1000
 
 
 async def test_a_held_delivery_runs_when_its_hold_ends_if_the_save_never_finishes(
     servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    from arq import create_pool
-
-    from notify.worker import arq_redis_settings
-
     settings = _small_chunks(servers)
     settings.worker.job_send_hold_s = 1
     sample = await create_sample(sessionmaker, settings)
     await verify_sender(settings)
     job_id = await _create_job(settings, sample)
     sent_before = len(sent_emails(REGION))
-    queue = await create_pool(arq_redis_settings(settings))
-    try:
-        await queue.delete("arq:queue")
-        async with worker_resources(settings, queue) as app:
-            # The save stops after its first chunk, as a killed worker's would: nothing releases the delivery.
-            assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
-            (held,) = (await _chunk_scores(queue, job_id)).values()
-            assert held / 1000 > time.time()
-            await run_worker(app, settings)  # a burst worker waits for the deferred delivery, then runs it
-    finally:
-        await queue.aclose()
-    sent_to = sorted(m.destinations["ToAddresses"][0] for m in sent_emails(REGION)[sent_before:])
-    assert sent_to == ["user0@example.com", "user1@example.com"]
+    async with _job_worker(settings) as (app, queue):
+        # The save stops after its first chunk, as a killed worker's would: nothing releases the delivery.
+        assert await processing.process(app, uuid.UUID(job_id), max_chunks=1) == 2
+        (held,) = (await _chunk_scores(queue, job_id)).values()
+        assert held / 1000 > time.time()
+        await run_worker(app, settings)  # a burst worker waits for the deferred delivery, then runs it
+    assert _sent_to(sent_before) == ["user0@example.com", "user1@example.com"]
