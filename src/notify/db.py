@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, Result, TextClause, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -77,3 +78,33 @@ async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIt
             yield session
         for callback in session.info.pop("after_commit", []):
             await callback()
+
+
+_NESTED_LOOPS_OFF = text("SET LOCAL enable_nestloop = off")
+_NESTED_LOOPS_BACK = text("SET LOCAL enable_nestloop TO DEFAULT")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJoin:
+    """A statement that joins rows of a table to a batch passed as arrays (`FROM unnest(:ids, …) AS u`).
+
+    Its guards make PostgreSQL expect a handful of rows, so left alone it picks a nested loop, which then unnests
+    the arrays again, or sorts the whole id array again, for every row: a batch costs its size squared (5 to 10 ms
+    for 150 rows where 1 ms does). With nested loops off for the statement, it reads the rows by key and the
+    arrays once, and joins them by hash. The setting is put back as soon as the statement has run; on an error
+    the transaction's rollback puts it back.
+    """
+
+    statement: TextClause
+
+    async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> Result[Any]:
+        """Run the statement in the session's transaction and return its (already fetched) result."""
+        await session.execute(_NESTED_LOOPS_OFF)
+        result = await session.execute(self.statement, dict(params))
+        await session.execute(_NESTED_LOOPS_BACK)
+        return result
+
+
+def batch_join(sql: str) -> BatchJoin:
+    """Declare a statement that joins table rows to a batch of arrays (see `BatchJoin`)."""
+    return BatchJoin(text(sql))

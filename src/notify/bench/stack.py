@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -144,6 +145,7 @@ class BenchStack:
     _redis_server: EmbeddedRedis | None = None
     _engine: AsyncEngine | None = None
     _redis: Redis | None = None
+    _fake_http: httpx.AsyncClient | None = None
 
     # -- servers -------------------------------------------------------------------------------------
 
@@ -320,20 +322,18 @@ class BenchStack:
             total += int(await self.redis.xlen(stream.inbox))
         return total
 
-    async def fake_stats(self) -> dict[str, int]:
-        """Return the fake AWS counters."""
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"{self.fake_url}/_fake/stats")
-            response.raise_for_status()
-            stats: dict[str, int] = response.json()
-            return stats
+    async def fake_stats(self) -> dict[str, Any]:
+        """Return the fake AWS counters (one kept-alive connection: the benches poll this several times a second)."""
+        if self._fake_http is None:
+            self._fake_http = httpx.AsyncClient(base_url=self.fake_url)
+        response = await self._fake_http.get("/_fake/stats")
+        response.raise_for_status()
+        stats: dict[str, Any] = response.json()
+        return stats
 
     async def fake_queue(self, name: str) -> tuple[int, int]:
         """Return how many messages of one fake SQS queue are visible and how many in flight."""
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"{self.fake_url}/_fake/stats")
-            response.raise_for_status()
-            queue = response.json().get("queues", {}).get(name, {})
+        queue = (await self.fake_stats()).get("queues", {}).get(name, {})
         return int(queue.get("visible", 0)), int(queue.get("in_flight", 0))
 
     async def scalar(self, sql: str, **params: object) -> object:
@@ -365,6 +365,8 @@ class BenchStack:
             if managed is not None:
                 await asyncio.to_thread(managed.stop)
         self.workers.clear()
+        if self._fake_http is not None:
+            await self._fake_http.aclose()
         if self._redis is not None:
             await self._redis.aclose()
         if self._engine is not None:

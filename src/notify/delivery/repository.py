@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notify.db import batch_join
+
 # The batch statements below are written so that no statistics can make a batch cost more than its own rows:
 # - `n.id = ANY(:ids)` is stated on `n` itself (even where a join on id follows), so PostgreSQL reaches the
 #   rows by primary key. Without it, a table it believes small (never analyzed, just filled by a bulk job)
@@ -23,24 +25,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 #   first, so a row is never claimed twice.
 
 # `created → sending` in one statement: two workers can never both claim a row (DESIGN §2.2). `queued_at` is
-# when the row started waiting (saved, or put back for a retry): the snapshot's `updated_at`, before this update.
+# when the row started waiting (saved, or put back for a retry): its `updated_at` before this update, which the
+# sub-select in RETURNING reads, because it sees the table as the statement found it. (A self-join for it made
+# PostgreSQL probe the primary key once per row with the whole id array, sorting the array again for each row.)
 _CLAIM = text(
     """
-    WITH waiting AS (SELECT id, updated_at FROM notifications WHERE id = ANY(CAST(:ids AS uuid[])))
     UPDATE notifications AS n
     SET status = 'sending', sending_started_at = now(), attempts = n.attempts + 1, updated_at = now()
-    FROM services AS s, waiting AS w
-    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.id = w.id AND n.status || '' = 'created'
+    FROM services AS s
+    WHERE n.id = ANY(CAST(:ids AS uuid[])) AND n.status || '' = 'created'
       AND n.notification_type = :notification_type
       AND (n.scheduled_for IS NULL OR n.scheduled_for <= now())
       AND s.id = n.service_id
     RETURNING n.id, n.service_id, n.template_id, n.template_version, n.key_type, n."to", n.subject, n.body,
-              n.personalisation, n.sender, n.reply_to, n.created_at, w.updated_at AS queued_at, n.attempts,
+              n.personalisation, n.sender, n.reply_to, n.created_at,
+              (SELECT w.updated_at FROM notifications AS w WHERE w.id = n.id) AS queued_at, n.attempts,
               s.name AS service_name, s.email_from, s.sending_domain, s.sms_sender
     """
 )
 
-_MARK_SENT = text(
+_MARK_SENT = batch_join(
     """
     UPDATE notifications AS n
     SET reference = u.reference, sent_at = u.sent_at, sent_by = u.sent_by, status = u.status,
@@ -52,7 +56,7 @@ _MARK_SENT = text(
     """
 )
 
-_MARK_FAILED = text(
+_MARK_FAILED = batch_join(
     """
     UPDATE notifications AS n
     SET status = 'technical-failure', provider_response = u.response, completed_at = now(), updated_at = now()
@@ -61,7 +65,7 @@ _MARK_FAILED = text(
     """
 )
 
-_RELEASE = text(
+_RELEASE = batch_join(
     """
     UPDATE notifications AS n
     SET status = 'created', sending_started_at = NULL, provider_response = u.response,
@@ -107,8 +111,8 @@ async def mark_sent(session: AsyncSession, sent: Sequence[tuple[uuid.UUID, str, 
     """Record `(id, provider reference, sent_at, sent_by, new status)` for each sent notification."""
     if not sent:
         return
-    await session.execute(
-        _MARK_SENT,
+    await _MARK_SENT.execute(
+        session,
         {
             "ids": [row[0] for row in sent],
             "references": [row[1] for row in sent],
@@ -123,15 +127,15 @@ async def mark_failed(session: AsyncSession, failed: Sequence[tuple[uuid.UUID, s
     """Set `technical-failure` with the provider's reason for each `(id, reason)`."""
     if not failed:
         return
-    await session.execute(_MARK_FAILED, {"ids": [row[0] for row in failed], "responses": [row[1] for row in failed]})
+    await _MARK_FAILED.execute(session, {"ids": [row[0] for row in failed], "responses": [row[1] for row in failed]})
 
 
 async def release(session: AsyncSession, released: Sequence[tuple[uuid.UUID, str, datetime]]) -> None:
     """Put `(id, reason, next attempt)` back to `created` so a retry can claim them again."""
     if not released:
         return
-    await session.execute(
-        _RELEASE,
+    await _RELEASE.execute(
+        session,
         {
             "ids": [row[0] for row in released],
             "responses": [row[1] for row in released],

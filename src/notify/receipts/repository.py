@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notify.db import batch_join
 from notify.receipts.schemas import Applied, ComplaintReceipt, StatusReceipt
 
 _KNOWN = text("SELECT DISTINCT reference FROM notifications WHERE reference = ANY(CAST(:references AS text[]))")
@@ -16,7 +17,7 @@ _KNOWN = text("SELECT DISTINCT reference FROM notifications WHERE reference = AN
 # delivery never overwrites a failure; a failure may replace `delivered` (SES can report a bounce after delivery)
 # and a permanent failure may replace a temporary one; a row already in the target status is left alone. The rows
 # are found by `reference`, and the guards keep the planner off the status index (see notify.delivery.repository).
-_APPLY = text(
+_APPLY = batch_join(
     """
     UPDATE notifications AS n
     SET status = u.status, feedback_type = u.feedback_type, feedback_subtype = u.feedback_subtype,
@@ -71,8 +72,8 @@ async def apply_statuses(session: AsyncSession, receipts: Sequence[StatusReceipt
     """Apply every receipt in one statement; return the notifications whose status changed."""
     if not receipts:
         return []
-    result = await session.execute(
-        _APPLY,
+    result = await _APPLY.execute(
+        session,
         {
             "references": [r.reference for r in receipts],
             "statuses": [r.status for r in receipts],
