@@ -10,6 +10,7 @@ from typing import Any
 import uvloop
 from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 
 from notify import aws, logging, sentry
@@ -31,6 +32,30 @@ from notify.redis import create_redis
 from notify.settings import Settings
 
 EVERY_SECOND = set(range(60))
+
+
+class NotifyWorker(GracefulWorker):
+    """arq's Worker, with its job pick-up checking in one round trip which due jobs are already running.
+
+    Every poll (`NOTIFY_WORKER__POLL_DELAY_S`) arq reads the due job ids, and a job stays among them until it
+    finishes. For each, it opens a pipeline and sends WATCH, EXISTS and ZSCORE (and UNWATCH when the job runs
+    already), one round trip each, before it learns the job is running, here or in another worker. The
+    `beat-inbox-*` jobs run for most of every second, and delivery batches for tens of milliseconds, so most of
+    those round trips found a running job: about 9 % of a worker's CPU in `bench e2e`. Here the jobs this
+    worker runs are skipped outright, and the others' in-progress keys are read in one pipelined round trip;
+    arq's own WATCH/MULTI pick-up still decides for every job left, so two workers never start the same job.
+    """
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Drop the due jobs that are already running, then start the rest as arq does."""
+        waiting = [job_id for job_id in job_ids if job_id.decode() not in self.tasks]
+        if waiting:
+            async with self.pool.pipeline(transaction=False) as pipe:
+                for job_id in waiting:
+                    pipe.exists(in_progress_key_prefix + job_id.decode())
+                running = await pipe.execute()
+            waiting = [job_id for job_id, in_progress in zip(waiting, running, strict=True) if not in_progress]
+        await super().start_jobs(waiting)
 
 
 def arq_redis_settings(settings: Settings) -> ArqRedisSettings:
@@ -176,7 +201,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         cron_jobs += recovery_cron_jobs(settings)
         cron_jobs += receipt_cron_jobs(settings)
         cron_jobs += job_cron_jobs()
-    return GracefulWorker(
+    return NotifyWorker(
         functions=functions,
         cron_jobs=cron_jobs,
         redis_settings=arq_redis_settings(settings),
