@@ -11,6 +11,7 @@ import uvicorn
 
 from notify.app import create_app
 from notify.embedded import free_port
+from notify.http_protocol import uvicorn_http
 from notify.settings import Settings
 
 
@@ -18,7 +19,14 @@ from notify.settings import Settings
 def live_server(settings: Settings) -> Iterator[str]:
     """Run the API for `settings` on a free port until the block ends; yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        http=uvicorn_http(settings.api.coalesce_writes),
+        log_level="warning",
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

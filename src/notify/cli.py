@@ -73,6 +73,8 @@ def api(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
+    from notify.http_protocol import uvicorn_http
+
     settings = Settings()
     from notify import logging
 
@@ -83,7 +85,7 @@ def api(
         port=port or settings.api.port,
         workers=workers or settings.api.workers,
         loop="uvloop",
-        http="httptools",
+        http=uvicorn_http(settings.api.coalesce_writes),
         access_log=False,
         timeout_graceful_shutdown=30,
     )

@@ -27,6 +27,7 @@ from notify.auth.keys import SecretBox, format_key
 from notify.auth.models import ApiKey
 from notify.db import create_engine, create_sessionmaker, transaction
 from notify.embedded import EmbeddedAws, EmbeddedPostgres, EmbeddedRedis
+from notify.http_protocol import uvicorn_http
 from notify.receipts import setup as receipt_setup
 from notify.services import repository as service_repository
 from notify.settings import Settings
@@ -202,7 +203,14 @@ def _banner(settings: Settings, demo: Demo, port: int, data_dir: Path, env_file:
 async def _serve(settings: Settings, port: int, with_worker: bool, ready: Callable[[], None]) -> None:
     from notify.worker import build_worker
 
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        http=uvicorn_http(settings.api.coalesce_writes),
+        log_level="warning",
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     worker = build_worker(settings) if with_worker else None
     stop = asyncio.Event()

@@ -119,6 +119,7 @@ class ApiSettings(BaseModel):
     jwt_leeway_s: int = 30
     page_size: int = 250
     fast_lane: bool = True
+    coalesce_writes: bool = True
     idempotency_ttl_s: int = 86_400
     idempotency_lock_s: int = 30
     simulated_emails: list[str] = Field(default_factory=lambda: list(SIMULATED_EMAILS))

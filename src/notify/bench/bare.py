@@ -1,7 +1,8 @@
 """The ingest reference: a bare Starlette endpoint that parses the same JSON and XADDs it (DESIGN §10).
 
-Served by uvicorn exactly like the API (2 workers, uvloop, httptools) so the ratio compares our stack's work
-per request with the least any asyncio Python endpoint must do: HTTP, JSON parse, one XADD, a JSON reply.
+Served by uvicorn exactly like the API (2 workers, uvloop, httptools with the API's one write per response,
+`notify.http_protocol`) so the ratio compares our stack's work per request with the least any asyncio Python
+endpoint must do: HTTP, JSON parse, one XADD, a JSON reply.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from notify.admin import service as admin
 from notify.auth.keys import SecretBox
 from notify.db import create_engine, create_sessionmaker, transaction
 from notify.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from notify.http_protocol import uvicorn_http
 from notify.inbox.streams import ALL_STREAMS
 from notify.settings import AwsSettings, DbSettings, RedisSettings, Settings, sqlalchemy_url
 
@@ -264,12 +265,13 @@ class BenchStack:
         await self._wait_http(self.api, f"{self.api_url}/healthz")
 
     async def start_bare(self) -> None:
-        """Start the bare Starlette endpoint (uvicorn, same workers, uvloop, httptools)."""
+        """Start the bare Starlette endpoint (uvicorn, same workers, uvloop, the API's HTTP protocol)."""
         if self.bare is not None and self.bare.alive():
             return
         port = free_port()
         command = [sys.executable, "-m", "uvicorn", "notify.bench.bare:app", "--port", str(port)]
-        command += ["--workers", str(self.api_workers), "--loop", "uvloop", "--http", "httptools"]
+        http = uvicorn_http(self.settings().api.coalesce_writes)
+        command += ["--workers", str(self.api_workers), "--loop", "uvloop", "--http", http]
         command += ["--no-access-log", "--log-level", "warning"]
         self.bare = self._spawn("bare", command)
         self.bare_url = f"http://127.0.0.1:{port}"

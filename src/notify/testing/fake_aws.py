@@ -42,6 +42,8 @@ import orjson
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from notify.http_protocol import PROTOCOL
+
 _JSON = b"application/json"
 _SQS_JSON = b"application/x-amz-json-1.0"
 _XML = b"text/xml"
@@ -587,7 +589,13 @@ class FakeAwsServer:
         host, port = self._socket.getsockname()[:2]
         # log_config=None: a test process keeps its own logging setup.
         config = uvicorn.Config(
-            self.fake.app, interface="asgi3", lifespan="off", access_log=False, log_config=None, log_level="warning"
+            self.fake.app,
+            interface="asgi3",
+            http=PROTOCOL,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level="warning",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -655,6 +663,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         interface="asgi3",
+        http=PROTOCOL,
         lifespan="off",
         access_log=False,
         log_level=args.log_level,
