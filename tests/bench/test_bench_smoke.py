@@ -43,6 +43,8 @@ def test_ingest_and_e2e_print_their_figures() -> None:
     assert _row_number(ingest, "accepted/s") > 0
     assert "bare Starlette+XADD" in ingest
     assert re.search(r"load generator: (wrk|built-in)", ingest)
+    spread = r"(\d+(/\d+)*|not sampled)"
+    assert re.search(rf"connections per serving process: notify {spread}, bare {spread}", " ".join(ingest.split()))
 
     e2e = _bench("e2e", "--size", "200", timeout_s=110)
     assert _row_number(e2e, "notifications/s") > 0
@@ -56,6 +58,7 @@ def test_ingest_and_e2e_print_their_figures() -> None:
     split = re.search(r"PostgreSQL (\d+\.\d+) ms, Redis (\d+\.\d+) ms, fake AWS (\d+\.\d+) ms", " ".join(e2e.split()))
     assert split is not None, "the e2e note gives the servers' CPU per notification"
     assert float(split.group(1)) > 0
+    assert re.search(r"connections per API process: (\d+(/\d+)*|not sampled)", " ".join(e2e.split()))
 
 
 def test_wrk_script_posts_with_the_api_key_and_stops_at_the_quota() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -137,6 +138,7 @@ async def bench_ingest(stack: BenchStack, seed: Seed, options: Options, report: 
     warm = options.duration_s if options.duration_s < 2 else 2.0
     results: dict[str, LoadResult] = {}
     meters: dict[str, CpuMeter] = {}
+    spreads: dict[str, str] = {}
     assert stack.api is not None
     assert stack.bare is not None
     targets = {"notify": (stack.api_url, seed.key, stack.api), "bare": (stack.bare_url, None, stack.bare)}
@@ -149,7 +151,7 @@ async def bench_ingest(stack: BenchStack, seed: Seed, options: Options, report: 
         meter = CpuMeter({name: [group]})
         meter.start()
         spec = LoadSpec(base + EMAIL_PATH, body, key, options.connections, duration_s=options.duration_s)
-        results[name] = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
+        results[name], spreads[name] = await _load_and_spread(stack, spec, options, group)
         meter.stop()
         meters[name] = meter
     stack.check_alive()
@@ -164,6 +166,7 @@ async def bench_ingest(stack: BenchStack, seed: Seed, options: Options, report: 
         f"running; notify {ours.ok} ok / {ours.errors} errors, bare {bare.ok} ok / {bare.errors} errors",
         "ingest " + meters["notify"].note(max(ours.completed, 1), "request (notify API)"),
         "ingest " + meters["bare"].note(max(bare.completed, 1), "request (bare)"),
+        f"ingest connections per serving process: notify {spreads['notify']}, bare {spreads['bare']}",
         _rss_note("API", [stack.api] if stack.api else []),
     ]
     await stack.stop_bare()
@@ -184,6 +187,19 @@ class Drained:
     p50_ms: float | None
     p99_ms: float | None
     timed_out: bool
+
+
+async def _load_and_spread(
+    stack: BenchStack, spec: LoadSpec, options: Options, server: Managed
+) -> tuple[LoadResult, str]:
+    """Run the load and, one second in, count how the server's processes share its connections."""
+    load = asyncio.create_task(run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir))
+    await asyncio.wait({load}, timeout=1.0)
+    counts = [] if load.done() else server.connections_per_process(urlsplit(spec.url).port or 80)
+    spread = "/".join(str(count) for count in counts) or "not sampled (the load ended within a second)"
+    if len(counts) > 1 and counts[-1] == 0:
+        spread += " (all on one process: about one core's worth)"
+    return await load, spread
 
 
 async def _wait_drained(stack: BenchStack, reference: str, posted: int, sent_before: int, timeout_s: float) -> Drained:
@@ -280,7 +296,8 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
     meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers, **stack.server_processes()})
     meter.start()
     spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, options.connections, count=size)
-    posted = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
+    assert stack.api is not None
+    posted, spread = await _load_and_spread(stack, spec, options, stack.api)
     drained = await _wait_drained(stack, reference, posted.ok, before, timeout_s=max(120.0, size / 50))
     meter.stop()
     sent_by_fake = int((await stack.fake_stats())["sent_emails"]) - before
@@ -299,6 +316,7 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
         f"e2e reference: {loop_count} sends, concurrency 100, pool 100: {loop_rate:.0f}/s, "
         f"{loop_cpu_ms:.2f} ms CPU per send",
         "e2e " + meter.note(max(drained.sent, 1), "notification"),
+        f"e2e connections per API process: {spread}",
         _rss_note("API", [stack.api] if stack.api else []),
         _rss_note("worker", stack.workers),
     ]

@@ -99,6 +99,22 @@ class Managed:
                         peaks.append(int(line.split()[1]) / 1024)
         return peaks
 
+    def connections_per_process(self, port: int) -> list[int]:
+        """Return how many established connections to `port` each serving process holds, most first.
+
+        uvicorn's worker processes share one listening socket, and whichever wakes first accepts every
+        connection waiting: when a load generator opens all its connections at once, one process can end up
+        with all of them and the run gets about one core's worth, whatever the box has.
+        """
+        processes = self.processes()
+        counts: list[int] = []
+        for process in processes[1:] or processes:  # uvicorn's supervisor only listens; its workers serve
+            with contextlib.suppress(psutil.Error):
+                mine = [c for c in process.net_connections(kind="tcp") if c.laddr and c.laddr.port == port]
+                if any(c.status == psutil.CONN_LISTEN for c in mine):  # a worker, not a helper process
+                    counts.append(sum(1 for c in mine if c.status == psutil.CONN_ESTABLISHED))
+        return sorted(counts, reverse=True)
+
     def alive(self) -> bool:
         """Return whether the top process still runs."""
         return self.popen.poll() is None
