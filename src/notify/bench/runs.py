@@ -25,6 +25,7 @@ from notify.settings import AwsSettings, Settings
 from notify.testing.receipts import delivery_event, sns_envelope
 
 EMAIL_PATH = "/v2/notifications/email"
+INGEST_ATTEMPTS = 3  # a run whose connections all went to one API process is measured again, at most twice
 
 
 @dataclass(slots=True)
@@ -148,12 +149,20 @@ async def bench_ingest(stack: BenchStack, seed: Seed, options: Options, report: 
         await run_load(spec, use_wrk=False, workdir=stack.workdir)
         spec = LoadSpec(base + EMAIL_PATH, body, key, options.connections, duration_s=warm)
         await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
-        meter = CpuMeter({name: [group]})
-        meter.start()
         spec = LoadSpec(base + EMAIL_PATH, body, key, options.connections, duration_s=options.duration_s)
-        results[name], spreads[name] = await _load_and_spread(stack, spec, options, group)
-        meter.stop()
-        meters[name] = meter
+        discarded: list[str] = []
+        for _ in range(INGEST_ATTEMPTS):
+            meter = CpuMeter({name: [group]})
+            meter.start()
+            results[name], counts = await _load_and_spread(stack, spec, options, group)
+            meter.stop()
+            meters[name] = meter
+            if not _one_sided(counts):
+                break
+            # wrk opens its connections at once, and one of uvicorn's processes can accept them all: that run
+            # measured one core, not the endpoint. It is named in the notes and measured again.
+            discarded.append(f"{results[name].rate:,.0f}/s with {_spread_text(counts)}")
+        spreads[name] = _spread_text(counts) + "".join(f"; measured again after {run}" for run in discarded)
     stack.check_alive()
     ours, bare = results["notify"], results["bare"]
     report.figures += [
@@ -191,15 +200,24 @@ class Drained:
 
 async def _load_and_spread(
     stack: BenchStack, spec: LoadSpec, options: Options, server: Managed
-) -> tuple[LoadResult, str]:
-    """Run the load and, one second in, count how the server's processes share its connections."""
+) -> tuple[LoadResult, list[int] | None]:
+    """Run the load and, one second in, count the connections each of the server's processes holds."""
     load = asyncio.create_task(run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir))
     await asyncio.wait({load}, timeout=1.0)
-    counts = [] if load.done() else server.connections_per_process(urlsplit(spec.url).port or 80)
-    spread = "/".join(str(count) for count in counts) or "not sampled (the load ended within a second)"
-    if len(counts) > 1 and counts[-1] == 0:
-        spread += " (all on one process: about one core's worth)"
-    return await load, spread
+    counts = None if load.done() else server.connections_per_process(urlsplit(spec.url).port or 80)
+    return await load, counts
+
+
+def _one_sided(counts: list[int] | None) -> bool:
+    """Whether every connection went to one of several processes."""
+    return counts is not None and len(counts) > 1 and counts[-1] == 0
+
+
+def _spread_text(counts: list[int] | None) -> str:
+    if counts is None:
+        return "not sampled (the load ended within a second)"
+    text = "/".join(str(count) for count in counts)
+    return text + (" (all on one process: about one core's worth)" if _one_sided(counts) else "")
 
 
 async def _wait_drained(stack: BenchStack, reference: str, posted: int, sent_before: int, timeout_s: float) -> Drained:
@@ -297,7 +315,7 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
     meter.start()
     spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, options.connections, count=size)
     assert stack.api is not None
-    posted, spread = await _load_and_spread(stack, spec, options, stack.api)
+    posted, counts = await _load_and_spread(stack, spec, options, stack.api)
     drained = await _wait_drained(stack, reference, posted.ok, before, timeout_s=max(120.0, size / 50))
     meter.stop()
     sent_by_fake = int((await stack.fake_stats())["sent_emails"]) - before
@@ -316,7 +334,7 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
         f"e2e reference: {loop_count} sends, concurrency 100, pool 100: {loop_rate:.0f}/s, "
         f"{loop_cpu_ms:.2f} ms CPU per send",
         "e2e " + meter.note(max(drained.sent, 1), "notification"),
-        f"e2e connections per API process: {spread}",
+        f"e2e connections per API process: {_spread_text(counts)}",
         _rss_note("API", [stack.api] if stack.api else []),
         _rss_note("worker", stack.workers),
     ]
