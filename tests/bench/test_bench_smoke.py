@@ -49,6 +49,7 @@ def test_ingest_and_e2e_print_their_figures() -> None:
     e2e = _bench("e2e", "--size", "200", timeout_s=110)
     assert _row_number(e2e, "notifications/s") > 0
     assert "aiobotocore loop" in e2e
+    assert re.search(r"before and after the run: \d+/s and \d+/s, mean \d+/s", " ".join(e2e.split()))
     sent = re.search(r"e2e: (\d+) of (\d+) rows sent", e2e)
     assert sent is not None
     assert sent.group(1) == sent.group(2)
