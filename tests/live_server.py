@@ -7,11 +7,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
-
-from notify.app import create_app
+from notify.app import local_server
 from notify.embedded import free_port
-from notify.http_protocol import uvicorn_http
 from notify.settings import Settings
 
 
@@ -19,15 +16,7 @@ from notify.settings import Settings
 def live_server(settings: Settings) -> Iterator[str]:
     """Run the API for `settings` on a free port until the block ends; yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        http=uvicorn_http(settings.api.coalesce_writes),
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = local_server(settings, port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

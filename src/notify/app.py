@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,6 +20,7 @@ from notify.cache import listen_for_invalidations
 from notify.db import create_engine, create_sessionmaker
 from notify.errors import NotifyError, error_body
 from notify.http import JsonResponse
+from notify.http_protocol import uvicorn_http
 from notify.inbox import streams
 from notify.jobs.router import router as jobs_router
 from notify.metrics import RequestMetricsMiddleware
@@ -125,3 +127,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(_: Request, exc: Exception) -> JsonResponse:
         log.exception("notify.api.unhandled_error", error_type=type(exc).__name__)
         return JsonResponse(error_body(500, [("Exception", "Internal server error")]), status_code=500)
+
+
+def local_server(settings: Settings, port: int) -> uvicorn.Server:
+    """Return a uvicorn server for the API on 127.0.0.1:`port`, in this process (`notify dev`, tests)."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        http=uvicorn_http(settings.api.coalesce_writes),
+        log_level="warning",
+        lifespan="on",
+    )
+    return uvicorn.Server(config)

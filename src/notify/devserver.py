@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from dotenv import dotenv_values
 from rich.console import Console
 from rich.panel import Panel
@@ -22,12 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify import aws, logging, migrations
 from notify.admin import service as admin
-from notify.app import create_app
+from notify.app import local_server
 from notify.auth.keys import SecretBox, format_key
 from notify.auth.models import ApiKey
 from notify.db import create_engine, create_sessionmaker, transaction
 from notify.embedded import EmbeddedAws, EmbeddedPostgres, EmbeddedRedis
-from notify.http_protocol import uvicorn_http
 from notify.receipts import setup as receipt_setup
 from notify.services import repository as service_repository
 from notify.settings import Settings
@@ -203,15 +201,7 @@ def _banner(settings: Settings, demo: Demo, port: int, data_dir: Path, env_file:
 async def _serve(settings: Settings, port: int, with_worker: bool, ready: Callable[[], None]) -> None:
     from notify.worker import build_worker
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        http=uvicorn_http(settings.api.coalesce_writes),
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = local_server(settings, port)
     worker = build_worker(settings) if with_worker else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

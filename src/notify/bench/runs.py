@@ -237,7 +237,7 @@ async def _wait_drained(stack: BenchStack, reference: str, posted: int, sent_bef
     while True:
         stack.check_alive()
         timed_out = time.monotonic() > deadline
-        if not timed_out and int((await stack.fake_stats())["sent_emails"]) - sent_before < posted:
+        if not timed_out and await stack.fake_sent_emails() - sent_before < posted:
             await asyncio.sleep(0.1)
             continue
         total, sent, first, last, p50, p99 = await stack.row(sql, reference=reference)
@@ -262,7 +262,7 @@ async def _warm_pipeline(stack: BenchStack, seed: Seed, options: Options) -> Non
     reference = f"bench-warm-{uuid.uuid4().hex[:8]}"
     count = min(300, options.size or 300)
     spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, 16, count=count)
-    before = int((await stack.fake_stats())["sent_emails"])
+    before = await stack.fake_sent_emails()
     result = await run_load(spec, use_wrk=False, workdir=stack.workdir)
     drained = await _wait_drained(stack, reference, result.ok, before, timeout_s=90)
     if drained.timed_out:
@@ -312,7 +312,7 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
     loop_before = await ses_loop(stack, loop_count)
 
     reference = f"bench-e2e-{uuid.uuid4().hex[:8]}"
-    before = int((await stack.fake_stats())["sent_emails"])
+    before = await stack.fake_sent_emails()
     meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers, **stack.server_processes()})
     meter.start()
     spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, options.connections, count=size)
@@ -320,7 +320,7 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
     posted, counts = await _load_and_spread(stack, spec, options, stack.api)
     drained = await _wait_drained(stack, reference, posted.ok, before, timeout_s=max(120.0, size / 50))
     meter.stop()
-    sent_by_fake = int((await stack.fake_stats())["sent_emails"]) - before
+    sent_by_fake = await stack.fake_sent_emails() - before
     loop_after = await ses_loop(stack, loop_count)
     loop_rate = (loop_before[0] + loop_after[0]) / 2
     loop_cpu_ms = (loop_before[1] + loop_after[1]) / 2
@@ -360,7 +360,7 @@ async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report:
         duration_s=options.duration_s,
         rate_per_s=options.rate_per_s,
     )
-    before = int((await stack.fake_stats())["sent_emails"])
+    before = await stack.fake_sent_emails()
     posted = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
     drained = await _wait_drained(stack, reference, posted.ok, before, timeout_s=max(60.0, options.duration_s * 5))
     report.figures += [

@@ -349,6 +349,10 @@ class BenchStack:
         stats: dict[str, Any] = response.json()
         return stats
 
+    async def fake_sent_emails(self) -> int:
+        """Return how many SendEmail calls the fake AWS has answered so far."""
+        return int((await self.fake_stats())["sent_emails"])
+
     async def fake_queue(self, name: str) -> tuple[int, int]:
         """Return how many messages of one fake SQS queue are visible and how many in flight."""
         queue = (await self.fake_stats()).get("queues", {}).get(name, {})
