@@ -71,7 +71,7 @@ class RedisSettings(BaseModel):
     max_connections: int = 200
     socket_timeout_s: float = 5.0
     retry_after_s: int = 5
-    # The API sends the rate-limit script and XADD of concurrent requests as one pipeline per loop turn.
+    # The API sends the rate-limit script and XADD of concurrent requests in one write per loop turn.
     batch_commands: bool = True
 
 

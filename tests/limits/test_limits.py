@@ -217,12 +217,13 @@ def _service(rate_limit: int) -> ServiceContext:
 
 async def test_limits_reload_their_script_after_a_flush_and_race_safely_in_one_batch(redis: Redis, clean: None) -> None:
     await redis.script_flush()
-    batcher = CommandBatcher(redis)
     service = _service(rate_limit=3)
     now = datetime.now(UTC)
-    results = await asyncio.gather(
-        *(limits.enforce(batcher, service, "normal", "email", 1, now=now) for _ in range(5)), return_exceptions=True
-    )
+    async with CommandBatcher(redis) as batcher:
+        results = await asyncio.gather(
+            *(limits.enforce(batcher, service, "normal", "email", 1, now=now) for _ in range(5)),
+            return_exceptions=True,
+        )
     accepted = [r for r in results if isinstance(r, limits.Usage)]
     refused = [r for r in results if isinstance(r, RequestRateLimitError)]
     assert (len(accepted), len(refused)) == (3, 2), results
