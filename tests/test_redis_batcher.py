@@ -13,7 +13,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from notify.embedded import free_port
-from notify.redis import CommandBatcher, create_redis
+from notify.redis import CommandBatcher, Commands, create_redis
 from notify.settings import RedisSettings
 from tests.servers import Servers
 
@@ -22,6 +22,11 @@ from tests.servers import Servers
 async def batcher(redis: Redis, clean: None) -> AsyncIterator[CommandBatcher]:
     async with CommandBatcher(redis) as batcher:
         yield batcher
+
+
+def _raw(redis: Redis) -> Commands:
+    """redis-py's own `execute_command`, typed."""
+    return redis
 
 
 async def _batcher_client(redis: Redis, name: str) -> dict[str, str]:
@@ -58,7 +63,7 @@ async def test_replies_are_what_redis_py_returns_for_the_same_commands(redis: Re
     ]
     expected = []
     for command in commands:
-        expected.append(await redis.execute_command(*command))
+        expected.append(await _raw(redis).execute_command(*command))
     await redis.flushdb()
     async with CommandBatcher(redis) as batcher:
         got = await asyncio.gather(*(batcher.execute_command(*command) for command in commands))
@@ -142,17 +147,17 @@ async def test_a_killed_connection_fails_what_waits_on_it_and_the_next_batch_rec
         async with CommandBatcher(client) as batcher:
             assert await batcher.execute_command("INCR", "n") == 1
             # Writes wait while Redis is paused; the connection is killed under the waiting INCR.
-            await redis.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+            await _raw(redis).execute_command("CLIENT", "PAUSE", 5000, "WRITE")
             try:
                 waiting = asyncio.ensure_future(batcher.execute_command("INCR", "n"))
                 await asyncio.sleep(0.1)
                 assert not waiting.done()
                 victim = await _batcher_client(redis, "notify.batcher-kill")
-                await redis.execute_command("CLIENT", "KILL", "ID", victim["id"])
+                await _raw(redis).execute_command("CLIENT", "KILL", "ID", victim["id"])
                 with pytest.raises(RedisConnectionError):
                     await asyncio.wait_for(waiting, timeout=2)
             finally:
-                await redis.execute_command("CLIENT", "UNPAUSE")
+                await _raw(redis).execute_command("CLIENT", "UNPAUSE")
             assert await batcher.execute_command("INCR", "n") in (2, 3)
             assert batcher.connects == 2
     finally:
@@ -166,7 +171,7 @@ async def test_no_reply_within_the_socket_timeout_fails_the_waiting_commands(
     try:
         async with CommandBatcher(client) as batcher:
             assert await batcher.execute_command("INCR", "n") == 1
-            await redis.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+            await _raw(redis).execute_command("CLIENT", "PAUSE", 3000, "WRITE")
             try:
                 started = asyncio.get_running_loop().time()
                 results = await asyncio.gather(
@@ -174,7 +179,7 @@ async def test_no_reply_within_the_socket_timeout_fails_the_waiting_commands(
                 )
                 waited = asyncio.get_running_loop().time() - started
             finally:
-                await redis.execute_command("CLIENT", "UNPAUSE")
+                await _raw(redis).execute_command("CLIENT", "UNPAUSE")
             assert all(isinstance(result, RedisTimeoutError) for result in results), results
             assert 0.25 < waited < 2.0
             assert await batcher.execute_command("GET", "n") is not None, "the next command opened a new connection"
