@@ -9,8 +9,9 @@ Benchmarks run it in its own process and read the counters over HTTP::
 
     python -m notify.testing.fake_aws --port 9999 --latency-ms 20 --queue bounces --queue deliveries
 
-Tests run it in a background thread with `FakeAwsServer`. Admin routes (never delayed or failed):
-`GET /_fake/stats`, `POST /_fake/reset`, `GET /_fake/emails?limit=N`, `GET /_fake/sms?limit=N`,
+Tests run it in a background thread with `FakeAwsServer`. Both serve it over a lean HTTP/1.1 server of its
+own (`serve`); `FakeAws.app` is the same fake as an ASGI app, for any ASGI server. Admin routes (never delayed
+or failed): `GET /_fake/stats`, `POST /_fake/reset`, `GET /_fake/emails?limit=N`, `GET /_fake/sms?limit=N`,
 `POST /_fake/queues/{name}` (JSON list of bodies to enqueue) and `POST /_fake/config` (change latency,
 error rate, `fail_first_n`… at run time, for drills).
 
@@ -27,22 +28,24 @@ import base64
 import dataclasses
 import hashlib
 import heapq
+import http
 import itertools
+import logging
 import random
 import secrets
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from typing import Any, NamedTuple, TypedDict
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qs, parse_qsl, unquote
 from xml.sax.saxutils import escape
 
+import httptools
 import orjson
-import uvicorn
 from starlette.types import Receive, Scope, Send
-
-from notify.http_protocol import PROTOCOL
 
 _JSON = b"application/json"
 _SQS_JSON = b"application/x-amz-json-1.0"
@@ -286,11 +289,14 @@ class FakeAws:
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _route(self, scope: Scope, body: bytes) -> _Reply:
-        method: str = scope["method"]
-        path: str = scope["path"]
+        return await self.answer(scope["method"], scope["path"], scope["query_string"], dict(scope["headers"]), body)
+
+    async def answer(
+        self, method: str, path: str, query_string: bytes, headers: dict[bytes, bytes], body: bytes
+    ) -> _Reply:
+        """Answer one request (header names in lower case), as both servers of the fake do."""
         if path.startswith("/_fake/"):
-            return self._admin(method, path, scope["query_string"], body)
-        headers = dict(scope["headers"])
+            return self._admin(method, path, query_string, body)
         if not headers.get(b"authorization", b"").startswith(b"AWS4-HMAC-SHA256 "):
             return self._bad(403, "MissingAuthenticationTokenException", "request is not signed with SigV4")
         if self.config.latency_s > 0:
@@ -570,6 +576,135 @@ def _query_error_reply(code: str, message: str, request_id: str) -> _Reply:
     return _Reply(400, body.encode(), _XML)
 
 
+class _FakeHttpProtocol(asyncio.Protocol):
+    """HTTP/1.1 for the fake, lean: httptools parses, `FakeAws.answer` answers, one write per response.
+
+    The fake shares its 2 cores with what a benchmark measures, so it keeps its own cost low: uvicorn's ASGI
+    machinery (scope, message dicts, a cycle object per request) cost it about a third more CPU per SendEmail
+    (BENCHMARKS.md, fifth session). Keep-alive, pipelined requests (answered in order), chunked bodies,
+    `Expect: 100-continue` and `Connection: close` are handled; a request httptools cannot parse gets a 400
+    and the connection is closed.
+    """
+
+    def __init__(self, fake: FakeAws, tasks: set[asyncio.Task[_Reply]]) -> None:
+        self._fake = fake
+        self._tasks = tasks
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._answers: deque[tuple[asyncio.Task[_Reply], bool]] = deque()
+        self._url = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._body: list[bytes] = []
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        for task, _ in self._answers:
+            task.cancel()
+        self._answers.clear()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(b"upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            self._refuse(str(exc).encode())
+
+    def _refuse(self, reason: bytes) -> None:
+        if self._transport is not None and not self._closing:
+            self._closing = True
+            self._transport.write(_response(400, reason, b"text/plain", (), keep_alive=False))
+            self._transport.close()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        if self._headers.get(b"expect", b"").lower() == b"100-continue" and self._transport is not None:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        url = httptools.parse_url(self._url)
+        task = asyncio.get_running_loop().create_task(
+            self._fake.answer(
+                self._parser.get_method().decode(),
+                unquote(url.path.decode()),
+                url.query or b"",
+                self._headers,
+                b"".join(self._body),
+            )
+        )
+        self._tasks.add(task)
+        self._answers.append((task, self._parser.should_keep_alive()))
+        task.add_done_callback(self._answered)
+
+    def _answered(self, task: asyncio.Task[_Reply]) -> None:
+        self._tasks.discard(task)
+        while self._answers and self._answers[0][0].done() and self._transport is not None and not self._closing:
+            done, keep_alive = self._answers.popleft()
+            if done.cancelled():
+                continue
+            failure = done.exception()
+            if failure is not None:
+                reply = _Reply(500, orjson.dumps({"message": f"fake AWS failed: {failure!r}"}))
+            else:
+                reply = done.result()
+            self._transport.write(_response(reply.status, reply.body, reply.content_type, reply.headers, keep_alive))
+            if not keep_alive:
+                self._closing = True
+                self._transport.close()
+
+
+def _response(
+    status: int, body: bytes, content_type: bytes, headers: tuple[tuple[bytes, bytes], ...], keep_alive: bool
+) -> bytes:
+    parts = [
+        b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n"
+        % (status, _PHRASES.get(status, b"Unknown"), content_type, len(body))
+    ]
+    parts += [name + b": " + value + b"\r\n" for name, value in headers]
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts += [b"\r\n", body]
+    return b"".join(parts)
+
+
+_PHRASES = {status.value: status.phrase.encode() for status in http.HTTPStatus}
+
+
+async def serve(fake: FakeAws, sock: socket.socket, started: Callable[[], None] | None = None) -> None:
+    """Serve `fake` on a bound socket until cancelled; `started` is called once it listens."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[_Reply]] = set()
+    server = await loop.create_server(lambda: _FakeHttpProtocol(fake, tasks), sock=sock)
+    try:
+        if started is not None:
+            started()
+        await server.serve_forever()
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class FakeAwsServer:
     """Serve a `FakeAws` on a local port from a background thread; use as a context manager in tests."""
 
@@ -577,49 +712,45 @@ class FakeAwsServer:
         self.fake = create_fake_aws(config)
         self.url = ""
         self._address = (host, port)
-        self._server: uvicorn.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
     def start(self, timeout_s: float = 10.0) -> str:
-        """Start serving (port 0 picks a free one) and return the base URL once it answers."""
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(self._address)
+        """Start serving (port 0 picks a free one) and return the base URL once it listens."""
+        self._socket = _listen(*self._address)
         host, port = self._socket.getsockname()[:2]
-        # log_config=None: a test process keeps its own logging setup.
-        config = uvicorn.Config(
-            self.fake.app,
-            interface="asgi3",
-            http=PROTOCOL,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            log_level="warning",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="fake-aws", daemon=True
-        )
+        self._started.clear()
+        self._thread = threading.Thread(target=self._run, name="fake-aws", daemon=True)
         self._thread.start()
-        give_up = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > give_up:
-                self.stop()
-                raise RuntimeError("fake AWS server did not start")
-            time.sleep(0.005)
+        if not self._started.wait(timeout_s):
+            self.stop()
+            raise RuntimeError("fake AWS server did not start")
         self.url = f"http://{host}:{port}"
         return self.url
 
+    def _run(self) -> None:
+        async def main() -> None:
+            assert self._socket is not None
+            self._loop = asyncio.get_running_loop()
+            self._serving = asyncio.current_task()
+            with suppress(asyncio.CancelledError):
+                await serve(self.fake, self._socket, self._started.set)
+
+        asyncio.run(main())
+
     def stop(self) -> None:
         """Stop serving and wait for the thread to finish."""
-        if self._server is not None:
-            self._server.should_exit = True
+        if self._loop is not None and self._serving is not None:
+            with suppress(RuntimeError):  # the loop has already finished
+                self._loop.call_soon_threadsafe(self._serving.cancel)
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._socket is not None:
             self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._loop = self._serving = self._thread = self._socket = None
 
     def __enter__(self) -> FakeAwsServer:
         self.start()
@@ -629,8 +760,17 @@ class FakeAwsServer:
         self.stop()
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Serve the fake AWS endpoint with uvicorn (uvloop and httptools when installed)."""
+    """Serve the fake AWS endpoint (on uvloop when installed)."""
     parser = argparse.ArgumentParser(
         prog="python -m notify.testing.fake_aws", description="Serve a fake SES v2 / SNS / SQS endpoint."
     )
@@ -658,16 +798,19 @@ def main(argv: list[str] | None = None) -> None:
             queues=tuple(args.queue),
         )
     )
-    uvicorn.run(
-        fake.app,
-        host=args.host,
-        port=args.port,
-        interface="asgi3",
-        http=PROTOCOL,
-        lifespan="off",
-        access_log=False,
-        log_level=args.log_level,
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = _listen(args.host, args.port)
+    with suppress(KeyboardInterrupt):
+        _run_loop(serve(fake, sock))
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 if __name__ == "__main__":
