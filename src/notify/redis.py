@@ -82,8 +82,8 @@ class CommandBatcher:
     opens and authenticates (`Connection.connect`: TLS, AUTH, SELECT, CLIENT SETNAME), and then drives it lean:
     the commands of a loop turn are packed and written at once, and one reader task parses the replies with
     hiredis, as redis-py's own parser does, and hands them out in order. Batches are pipelined on the connection
-    (a batch does not wait for the previous one's replies). Measured against the pipeline through the pool: a
-    third of the client CPU per command (BENCHMARKS.md, fifth session).
+    (a batch does not wait for the previous one's replies). Measured against the pipeline through the pool:
+    about 40 % of the client CPU per command (BENCHMARKS.md, fifth session).
 
     Each caller gets its own reply, after redis-py's response callback for that command, or its own error
     (`WRONGTYPE`, `NOSCRIPT` as `NoScriptError`…, as redis-py's parser maps them). A lost connection fails every

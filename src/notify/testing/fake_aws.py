@@ -579,9 +579,9 @@ def _query_error_reply(code: str, message: str, request_id: str) -> _Reply:
 class _FakeHttpProtocol(asyncio.Protocol):
     """HTTP/1.1 for the fake, lean: httptools parses, `FakeAws.answer` answers, one write per response.
 
-    The fake shares its 2 cores with what a benchmark measures, so it keeps its own cost low: uvicorn's ASGI
-    machinery (scope, message dicts, a cycle object per request) cost it about a third more CPU per SendEmail
-    (BENCHMARKS.md, fifth session). Keep-alive, pipelined requests (answered in order), chunked bodies,
+    The fake shares its 2 cores with what a benchmark measures, so it keeps its own cost low: served through
+    uvicorn's ASGI cycle (scope, message dicts, a cycle object per request) it spent 1.75 times the CPU per
+    SendEmail (BENCHMARKS.md, fifth session). Keep-alive, pipelined requests (answered in order), chunked bodies,
     `Expect: 100-continue` and `Connection: close` are handled; a request httptools cannot parse gets a 400
     and the connection is closed.
     """
@@ -806,7 +806,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
     try:
-        import uvloop
+        import uvloop  # optional: the fake runs on asyncio's own loop without it
     except ImportError:
         asyncio.run(main)
     else:
