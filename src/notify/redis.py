@@ -94,7 +94,6 @@ class CommandBatcher:
     """
 
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
         self.batches = 0
         self.commands = 0
         self.connects = 0

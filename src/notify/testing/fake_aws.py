@@ -274,7 +274,7 @@ class FakeAws:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        reply = await self._route(scope, body)
+        reply = await self.answer(scope["method"], scope["path"], scope["query_string"], dict(scope["headers"]), body)
         await send(
             {
                 "type": "http.response.start",
@@ -287,9 +287,6 @@ class FakeAws:
             }
         )
         await send({"type": "http.response.body", "body": reply.body})
-
-    async def _route(self, scope: Scope, body: bytes) -> _Reply:
-        return await self.answer(scope["method"], scope["path"], scope["query_string"], dict(scope["headers"]), body)
 
     async def answer(
         self, method: str, path: str, query_string: bytes, headers: dict[bytes, bytes], body: bytes
