@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as MimeMessage
 from typing import Any
 
+import botocore.auth
 import orjson
 import pytest
 from aiobotocore.credentials import AioRefreshableCredentials
@@ -24,7 +25,15 @@ from botocore.credentials import ReadOnlyCredentials
 
 from notify import aws
 from notify.delivery.exceptions import PermanentProviderError, ProviderError, TransientProviderError
-from notify.delivery.lean import LeanSesEmailSender, LeanSnsSmsSender, SessionCredentials, lean_senders, open_senders
+from notify.delivery.lean import (
+    Endpoint,
+    LeanSesEmailSender,
+    LeanSnsSmsSender,
+    SessionCredentials,
+    lean_senders,
+    open_senders,
+    sign,
+)
 from notify.delivery.senders import AttachedFile, EmailMessage, SesEmailSender, SmsMessage, SnsSmsSender
 from notify.embedded import free_port, sent_emails, sns_published
 from notify.settings import AwsSettings
@@ -170,6 +179,36 @@ def mime_summary(raw: bytes | str) -> dict[str, Any]:
         "html": html.get_content() if html else None,
         "files": [(a.get_filename(), a.get_content_type(), a.get_content()) for a in parsed.iter_attachments()],
     }
+
+
+# -- the signature ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "a-session-token"], ids=["keys", "session"])
+def test_the_lean_signature_is_the_one_botocore_gives_the_same_request_at_the_same_time(
+    monkeypatch: pytest.MonkeyPatch, token: str | None
+) -> None:
+    credentials = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    endpoints = [
+        (Endpoint("https://email.eu-west-2.amazonaws.com/v2/email/outbound-emails", "ses", "eu-west-2"), "json"),
+        (Endpoint("http://127.0.0.1:4566/", "sns", "ca-central-1"), "form"),
+    ]
+    types = {"json": "application/json", "form": "application/x-www-form-urlencoded; charset=utf-8"}
+    body = '{"Content": {"Simple": {"Subject": {"Data": "Caf\u00e9"}}}}'.encode()
+    # Two days and two regions: the cached signing key must follow both.
+    for now in (datetime(2026, 12, 3, 23, 59, 59, tzinfo=UTC), datetime(2026, 12, 4, 0, 0, 1, tzinfo=UTC)):
+        # botocore's clock reads naive UTC
+        monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *_, at=now: at.replace(tzinfo=None))
+        for endpoint, kind in endpoints:
+            lean = sign(credentials, endpoint, body, types[kind])
+            general = AWSRequest(
+                method="POST", url=endpoint.url, data=body, headers={"Content-Type": types[kind], "Host": endpoint.host}
+            )
+            SigV4Auth(credentials, endpoint.service, endpoint.region).add_auth(general)
+            assert {name: value for name, value in lean.headers.items() if name != "User-Agent"} == dict(
+                general.headers.items()
+            )
+            assert lean.body == body
 
 
 # -- the wire ------------------------------------------------------------------------------------------

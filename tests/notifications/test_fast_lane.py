@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notify.app import create_app
 from notify.dependencies import get_caller
 from notify.errors import AuthError
+from notify.notifications.schemas import PostNotificationResponse
 from notify.settings import ApiSettings, Settings
 from tests.conftest import make_settings
 from tests.factories import Sample, create_sample
@@ -115,3 +116,30 @@ async def test_the_fast_lane_does_not_go_through_fastapi(
     # Every other route still goes through FastAPI in both apps.
     listed = await fast.get("/v2/notifications", headers=headers)
     assert listed.json()["errors"][0]["message"] == "went through FastAPI"
+
+
+async def test_the_201_body_is_a_post_notification_response_whose_uris_follow_the_host_asked(
+    clients: tuple[AsyncClient, AsyncClient], sessionmaker: async_sessionmaker[AsyncSession], servers: Servers
+) -> None:
+    fast, _ = clients
+    sample = await create_sample(sessionmaker, _settings(servers, True))
+    key = {"Authorization": f"ApiKey-v1 {sample.key}"}
+    email: dict[str, Any] = {
+        "email_address": "a@example.com",
+        "template_id": str(sample.email_template_id),
+        "personalisation": {"name": "A", "code": "1"},
+    }
+    sms: dict[str, Any] = {
+        "phone_number": "+16135550123",
+        "template_id": str(sample.sms_template_id),
+        "personalisation": {"code": "7"},
+    }
+    for host in ("test", "notify.example:8443", "other.example", "test"):  # the base URL is remembered per Host
+        for path, body in (("/v2/notifications/email", email), ("/v2/notifications/sms", sms)):
+            response = await fast.post(path, headers={**key, "Host": host}, json=body)
+            assert response.status_code == 201, response.text
+            answer = response.json()
+            assert PostNotificationResponse.model_validate(answer).model_dump() == answer
+            assert answer["uri"] == f"http://{host}/v2/notifications/{answer['id']}"
+            template_id = body["template_id"]
+            assert answer["template"]["uri"] == f"http://{host}/services/{sample.service_id}/templates/{template_id}"

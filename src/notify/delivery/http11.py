@@ -131,8 +131,12 @@ class _Connection(asyncio.Protocol):
         waiter.set_result(Response(self._parser.get_status_code(), self._headers, b"".join(self._body)))
 
     # -- used by the client
-    async def exchange(self, request: bytes) -> Response:
-        """Write `request` and wait for the whole answer."""
+    async def exchange(self, request: bytes, timeout_s: float) -> Response:
+        """Write `request` and wait for the whole answer; raise TimeoutError if it is not complete in `timeout_s`.
+
+        The deadline is one timer on the loop, cancelled when the answer is in: `asyncio.timeout` would also
+        cancel and un-cancel the calling task, which costs more than the rest of the exchange's bookkeeping.
+        """
         assert self._transport is not None
         if self.closed:
             raise ServerDisconnectedError("connection closed before the request was written")
@@ -141,15 +145,25 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._until_eof = False
         self.reusable = False
-        self._waiter = self._loop.create_future()
+        waiter: asyncio.Future[Response] = self._loop.create_future()
+        self._waiter = waiter
         self._transport.write(request)
-        return await self._waiter
+        timer = self._loop.call_later(timeout_s, self._time_out, waiter, timeout_s)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
         """Close the connection (it is never reused after this)."""
         self.closed = True
         if self._transport is not None:
             self._transport.close()
+
+    def _time_out(self, waiter: asyncio.Future[Response], timeout_s: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(TimeoutError(f"no complete answer in {timeout_s:g} s"))
+        self.close()  # a late answer must never be read as the next request's
 
     def _fail(self, exc: HttpError) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -183,8 +197,7 @@ class Http11Client:
         async with self._slots:
             connection = self._take_idle(origin) or await self._connect(origin)
             try:
-                async with asyncio.timeout(self._read_timeout_s):
-                    response = await connection.exchange(request)
+                response = await connection.exchange(request, self._read_timeout_s)
             except BaseException:
                 connection.close()  # a late answer must never be read as the next request's
                 raise

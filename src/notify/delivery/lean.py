@@ -30,8 +30,7 @@ from xml.etree import ElementTree
 import aiohttp
 import botocore
 from aiohttp.helpers import BasicAuth, get_env_proxy_for_url
-from botocore.auth import SigV4Auth, _host_from_url
-from botocore.compat import HTTPHeaders
+from botocore.auth import SIGNED_HEADERS_BLACKLIST, SigV4Auth, _host_from_url
 from botocore.httpsession import get_cert_path
 from yarl import URL
 
@@ -130,12 +129,53 @@ class Endpoint:
             self.proxy, self.proxy_auth = get_env_proxy_for_url(URL(url))
 
 
+class _Headers:
+    """The request headers SigV4Auth reads and writes, by case-insensitive name, one value each.
+
+    botocore hands its signer an `HTTPHeaders` (an `email.message.Message`), whose every lookup lower-cases
+    every header name again; signing one request looked headers up about twenty times. The signer deletes a
+    header before it sets it again, so one value per name is all it needs.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[str, str]] = {}  # lower-case name: (name as set, value)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __getitem__(self, name: str) -> str | None:
+        entry = self._values.get(name.lower())
+        return None if entry is None else entry[1]  # as Message: a missing header reads as None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        entry = self._values.get(name.lower())
+        return default if entry is None else entry[1]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._values[name.lower()] = (name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self._values.pop(name.lower(), None)  # as Message: deleting a missing header is no error
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._values.values())
+
+
+class _SignedHeaders(dict[str, str]):
+    """The headers to sign, by lower-case name, with the one `HTTPHeaders` method `canonical_headers` calls."""
+
+    def get_all(self, name: str) -> list[str]:
+        return [self[name]]
+
+
 class _Request:
     """The part of botocore's AWSRequest that SigV4Auth reads and writes: a POST whose body is already bytes."""
 
     __slots__ = ("body", "context", "headers", "method", "params", "url")
 
-    def __init__(self, url: str, headers: HTTPHeaders, body: bytes) -> None:
+    def __init__(self, url: str, headers: _Headers, body: bytes) -> None:
         self.method = "POST"
         self.url = url
         self.headers = headers
@@ -163,10 +203,21 @@ class _SigV4Auth(SigV4Auth):  # type: ignore[misc]
             self._keys[cache_key] = key
         return str(self._sign(key, string_to_sign, hex=True))
 
+    def headers_to_sign(self, request: Any) -> _SignedHeaders:
+        """Select the headers to sign as SigV4Auth does (its blacklist, Host from the URL if unset), lighter."""
+        signed = _SignedHeaders()
+        for name, value in request.headers.items():
+            lname = name.lower()
+            if lname not in SIGNED_HEADERS_BLACKLIST:
+                signed[lname] = value
+        if "host" not in signed:
+            signed["host"] = _host_from_url(request.url)
+        return signed
+
 
 def sign(credentials: Any, endpoint: Endpoint, body: bytes, content_type: str) -> PreparedRequest:
     """Sign a POST with botocore's SigV4 signer and return the headers to send."""
-    headers = HTTPHeaders()
+    headers = _Headers()
     headers["Content-Type"] = content_type
     headers["Host"] = endpoint.host
     request = _Request(endpoint.url, headers, body)
