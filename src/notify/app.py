@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning("notify.api.ensure_groups_failed", error=str(exc))
         stop_listening = asyncio.Event()
         listener = asyncio.create_task(listen_for_invalidations(redis, state.invalidate, stop_listening))
-        heap.freeze_startup_objects()
+        heap.tune_collector()
         try:
             yield
         finally:

@@ -165,7 +165,7 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         if settings.worker.metrics_port is not None:
             port = settings.worker.metrics_port
             await stack.enter_async_context(exporter.serve(settings.worker.metrics_host, port, ctx["notify"].redis))
-        heap.freeze_startup_objects()
+        heap.tune_collector()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         stack = ctx.get("notify_stack")
