@@ -209,7 +209,8 @@ def build_worker(settings: Settings, *, burst: bool = False, with_cron: bool = T
         on_shutdown=shutdown,
         burst=burst,
         poll_delay=settings.worker.poll_delay_s,
-        max_jobs=settings.worker.max_jobs + len(cron_jobs),
+        # Cron jobs come on top of the delivery jobs, and each lane's beat twice: two beats overlap for a moment.
+        max_jobs=settings.worker.max_jobs + len(cron_jobs) + (len(inbox_tasks.BEATS) if with_cron else 0),
         job_timeout=job_timeout,
         handle_signals=not burst,
         job_completion_wait=settings.worker.shutdown_grace_s,
