@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from notify.context import from_ctx
 from notify.inbox import service
 from notify.inbox.streams import ALL_STREAMS, Stream
 
-BeatJob = Callable[[dict[str, Any]], Awaitable[int]]
+BeatJob = Callable[[dict[str, Any]], Coroutine[Any, Any, int]]
 
 
 def beat_duration_s(due_ms: object, interval_s: float, overlap_s: float, now: float | None = None) -> float:
