@@ -40,7 +40,7 @@ class NotifyWorker(GracefulWorker):
     Every poll (`NOTIFY_WORKER__POLL_DELAY_S`) arq reads the due job ids, and a job stays among them until it
     finishes. For each, it opens a pipeline and sends WATCH, EXISTS and ZSCORE (and UNWATCH when the job runs
     already), one round trip each, before it learns the job is running, here or in another worker. The
-    `beat-inbox-*` jobs run for most of every second, and delivery batches for tens of milliseconds, so most of
+    `beat-inbox-*` jobs run through every second, and delivery batches for tens of milliseconds, so most of
     those round trips found a running job: about 9 % of a worker's CPU in `bench e2e`. Here the jobs this
     worker runs are skipped outright, and the others' in-progress keys are read in one pipelined round trip;
     arq's own WATCH/MULTI pick-up still decides for every job left, so two workers never start the same job.
