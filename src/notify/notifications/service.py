@@ -70,7 +70,7 @@ async def _publish(
 
 
 def _response(base_url: str, entry: InboxEntry, template: TemplateSnapshot, content: dict[str, Any]) -> dict[str, Any]:
-    """The 201 body, in the shape of `PostNotificationResponse` (built as a dict: a fifteenth of the model's cost)."""
+    """The 201 body, shaped as `PostNotificationResponse` (a dict: 0.4 µs, against 5.7 µs through the models)."""
     notification_id = str(entry.id)
     template_id = str(template.id)
     return {

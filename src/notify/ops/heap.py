@@ -6,9 +6,10 @@ import gc
 
 # Young-generation threshold: container objects allocated, net of those freed, before a young collection.
 # CPython's default is 700. Under load a process holds a few thousand young objects at any moment (the requests,
-# sends and batches in flight), so at 700 it collected 100-250 times a second and spent 8-10 % of its CPU there,
-# walking objects that reference counting frees a moment later (BENCHMARKS.md, sixth session). At 10,000 those
-# peaks stay under the threshold; what is still collected is cyclic garbage, a few MB at most.
+# sends and batches in flight), so at 700 it collected about a hundred times a second and spent 8-10 % of its CPU
+# there, walking objects that reference counting frees a moment later (BENCHMARKS.md, sixth session). At 10,000
+# those peaks stay under the threshold; young collections still run when allocations outgrow it (a bulk job's
+# chunks), and cyclic garbage waits a little longer: peak RSS did not move in any bench.
 YOUNG_THRESHOLD = 10_000
 
 _tuned = False
