@@ -8,8 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from arq.connections import ArqRedis
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify.app import create_app
@@ -147,6 +149,43 @@ async def test_an_interrupted_job_resumes_without_duplicates_or_gaps(
     job = await get_job(sessionmaker, job_id)
     assert (job.status, job.rows_saved, job.notification_count) == ("finished", ROWS, ROWS)
     assert _sent_to(sent_before) == [f"user{i}@example.com" for i in range(ROWS)]
+
+
+async def test_a_failed_chunk_rolls_back_the_chunk_written_beside_it_and_progress_stays_behind_both(
+    servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    settings = _small_chunks(servers, stall_after_s=0)  # chunks of rows 0-1, 2-3, 4
+    sample = await create_sample(sessionmaker, settings)
+    job_id = await _create_job(settings, sample)
+    # A real database failure on row 2, slow to come: the third chunk is written (and would commit) before the
+    # second one fails.
+    await execute(
+        sessionmaker,
+        "CREATE FUNCTION fail_row_two() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.5); RAISE EXCEPTION 'disk full (test)'; END $$",
+    )
+    await execute(
+        sessionmaker,
+        "CREATE TRIGGER fail_row_two BEFORE INSERT ON notifications FOR EACH ROW "
+        "WHEN (NEW.job_row_number = 2) EXECUTE FUNCTION fail_row_two()",
+    )
+    try:
+        async with _job_worker(settings) as (app, _queue):
+            with pytest.raises(DBAPIError, match="disk full"):
+                await processing.process(app, uuid.UUID(job_id))
+            job = await get_job(sessionmaker, job_id)
+            assert (job.status, job.rows_saved) == ("in progress", 2)
+            saved = [n.job_row_number for n in await job_notifications(sessionmaker, job_id)]
+            assert saved == [0, 1], "the chunk after the failed one must not be committed either"
+            await execute(sessionmaker, "DROP TRIGGER fail_row_two ON notifications")
+            assert await processing.resume_stalled(app) == 1
+            assert await processing.process(app, uuid.UUID(job_id)) == ROWS - 2
+    finally:
+        await execute(sessionmaker, "DROP TRIGGER IF EXISTS fail_row_two ON notifications")
+        await execute(sessionmaker, "DROP FUNCTION IF EXISTS fail_row_two()")
+    _assert_one_per_row(job_id, list(await job_notifications(sessionmaker, job_id)))
+    job = await get_job(sessionmaker, job_id)
+    assert (job.status, job.rows_saved) == ("finished", ROWS)
 
 
 async def _chunk_scores(queue: ArqRedis, job_id: str) -> dict[int, float]:

@@ -123,6 +123,11 @@ async def process(app: WorkerContext, job_id: uuid.UUID, *, max_chunks: int | No
 async def save_chunks(app: WorkerContext, job: StartedJob, template: TemplateSnapshot, max_chunks: int | None) -> int:
     """Save the job's rows from `job.rows_saved` on, chunk by chunk, enqueueing each chunk's delivery.
 
+    Three chunks are in hand at once: the next one is read and built while this one is inserted, and this one is
+    inserted while the one before commits and enqueues its delivery (a chunk's INSERT is most of its time, and
+    two of them keep both PostgreSQL and the worker busy). A chunk records its progress and commits only after
+    the chunk before has committed, so `rows_saved` never runs ahead of the saved rows, whatever fails.
+
     When more than one chunk is left, each chunk's delivery is enqueued held (deferred by JOB_SEND_HOLD_S):
     sending a row costs several times what saving it does, so sends that started with the first chunk would
     take most of the CPU and stretch the save of a 50,000-row job from seconds to the time it takes to send
@@ -134,8 +139,8 @@ async def save_chunks(app: WorkerContext, job: StartedJob, template: TemplateSna
     start = job.rows_saved
     hold_s = app.settings.worker.job_send_hold_s if job.notification_count - start > chunk_size else 0
     saved = chunks = 0
-    # The next chunk is read and built while this one is written: the worker's CPU and PostgreSQL's overlap.
     upcoming = asyncio.create_task(_prepare(app, job, template, lane, start, chunk_size))
+    writing: asyncio.Task[None] | None = None
     try:
         while max_chunks is None or chunks < max_chunks:
             rows, entries = await upcoming
@@ -143,25 +148,49 @@ async def save_chunks(app: WorkerContext, job: StartedJob, template: TemplateSna
                 break
             start = rows[-1].row_number + 1
             upcoming = asyncio.create_task(_prepare(app, job, template, lane, start, chunk_size))
-            # Insert and progress commit together: `rows_saved` never runs ahead of the saved rows.
-            async with transaction(app.sessionmaker) as session:
-                await inbox_repository.insert_batch(session, entries)
-                await repository.record_progress(session, job.id, start)
-            await app.queue.enqueue_job(
-                f"deliver_{job.notification_type}",
-                [str(entry.id) for entry in entries],
-                _job_id=f"{DELIVERY_JOB_PREFIX}{job.id}:{rows[0].row_number}",
-                _defer_by=hold_s or None,
-            )
+            before = writing
+            writing = asyncio.create_task(_save_chunk(app, job, rows, entries, hold_s, before))
+            if before is not None:
+                await before  # at most two chunks written at once
             saved += len(rows)
             chunks += 1
-            log.info("notify.job.chunk_saved", job_id=str(job.id), rows_saved=start)
+        if writing is not None:
+            await writing
     finally:
         upcoming.cancel()
-        await asyncio.wait([upcoming])
-        if not upcoming.cancelled():
-            upcoming.exception()  # a read nobody will use: retrieved so that its failure is not reported as lost
+        if writing is not None:
+            writing.cancel()  # only if something failed: it rolls back, and the next run saves it again
+        left = [task for task in (upcoming, writing) if task is not None]
+        await asyncio.wait(left)
+        for task in left:
+            if not task.cancelled():
+                task.exception()  # retrieved, so that a failure nobody waits for is not reported as lost
     return saved
+
+
+async def _save_chunk(
+    app: WorkerContext,
+    job: StartedJob,
+    rows: list[StoredRow],
+    entries: list[InboxEntry],
+    hold_s: int,
+    before: asyncio.Task[None] | None,
+) -> None:
+    """Insert one chunk; once the chunk `before` it has committed, record the progress, commit, enqueue delivery."""
+    end = rows[-1].row_number + 1
+    # Insert and progress commit together: `rows_saved` never runs ahead of the saved rows.
+    async with transaction(app.sessionmaker) as session:
+        await inbox_repository.insert_batch(session, entries)
+        if before is not None:
+            await before  # its failure rolls this chunk back too
+        await repository.record_progress(session, job.id, end)
+    await app.queue.enqueue_job(
+        f"deliver_{job.notification_type}",
+        [str(entry.id) for entry in entries],
+        _job_id=f"{DELIVERY_JOB_PREFIX}{job.id}:{rows[0].row_number}",
+        _defer_by=hold_s or None,
+    )
+    log.info("notify.job.chunk_saved", job_id=str(job.id), rows_saved=end)
 
 
 async def _prepare(
