@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notify.attachments.storage import AttachmentStorage
 from notify.delivery.senders import EmailSender, FakeSender, SmsSender
+from notify.receipts.sqs import ReceiptQueueClient
 from notify.settings import Settings
 from notify.templates.service import TemplateVersions
 
@@ -33,6 +34,7 @@ class WorkerContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on SIGTERM: stop reading the inbox
     s3: AttachmentStorage | None = None  # attachments bucket; its client opens on the first file
     sqs: Any = None  # aioboto3 SQS client of the receipt pollers
+    receipt_sqs: ReceiptQueueClient | None = None  # their ReceiveMessage and DeleteMessageBatch (lean by default)
 
 
 def from_ctx(ctx: dict[str, Any]) -> WorkerContext:

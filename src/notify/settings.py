@@ -102,6 +102,7 @@ class AwsSettings(BaseModel):
     receipt_wait_time_s: int = 1
     receipt_poll_budget_s: float = 50.0
     receipt_receive_concurrency: int = Field(default=16, ge=1)
+    lean_receipts: bool = True
     attachments_bucket: str = "notify-attachments"
     attachment_link_expiry_s: int = 604_800
 

@@ -26,6 +26,7 @@ from notify.inbox import tasks as inbox_tasks
 from notify.jobs import tasks as job_tasks
 from notify.ops import exporter, heap
 from notify.ops.shutdown import GracefulWorker
+from notify.receipts import sqs as receipts_sqs
 from notify.receipts import tasks as receipt_tasks
 from notify.recovery import tasks as recovery_tasks
 from notify.redis import create_redis
@@ -74,6 +75,7 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
         session = aws.create_session(settings.aws)
         email_sender, sms_sender = await lean.open_senders(stack, session, settings.aws)
         sqs = await stack.enter_async_context(session.client("sqs", **aws.client_kwargs(settings.aws)))
+        receipt_sqs = await stack.enter_async_context(receipts_sqs.open_receipt_client(session, settings.aws, sqs))
         s3 = AttachmentStorage(settings.aws)
         stack.push_async_callback(s3.aclose)
         await streams.ensure_groups(redis)
@@ -89,6 +91,7 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
             send_semaphore=asyncio.Semaphore(settings.aws.send_concurrency),
             s3=s3,
             sqs=sqs,
+            receipt_sqs=receipt_sqs,
         )
 
 

@@ -189,20 +189,30 @@ def test_the_lean_signature_is_the_one_botocore_gives_the_same_request_at_the_sa
     monkeypatch: pytest.MonkeyPatch, token: str | None
 ) -> None:
     credentials = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    sqs_headers = {
+        "X-Amz-Target": "AmazonSQS.ReceiveMessage",
+        "Content-Type": "application/x-amz-json-1.0",
+        "x-amzn-query-mode": "true",
+    }
     endpoints = [
         (Endpoint("https://email.eu-west-2.amazonaws.com/v2/email/outbound-emails", "ses", "eu-west-2"), "json"),
         (Endpoint("http://127.0.0.1:4566/", "sns", "ca-central-1"), "form"),
+        (Endpoint("https://sqs.eu-west-2.amazonaws.com/", "sqs", "eu-west-2"), "sqs"),
     ]
-    types = {"json": "application/json", "form": "application/x-www-form-urlencoded; charset=utf-8"}
+    headers = {
+        "json": {"Content-Type": "application/json"},
+        "form": {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        "sqs": sqs_headers,  # every header the protocol sets is signed
+    }
     body = '{"Content": {"Simple": {"Subject": {"Data": "Caf\u00e9"}}}}'.encode()
     # Two days and two regions: the cached signing key must follow both.
     for now in (datetime(2026, 12, 3, 23, 59, 59, tzinfo=UTC), datetime(2026, 12, 4, 0, 0, 1, tzinfo=UTC)):
         # botocore's clock reads naive UTC
         monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *_, at=now: at.replace(tzinfo=None))
         for endpoint, kind in endpoints:
-            lean = sign(credentials, endpoint, body, types[kind])
+            lean = sign(credentials, endpoint, body, headers[kind])
             general = AWSRequest(
-                method="POST", url=endpoint.url, data=body, headers={"Content-Type": types[kind], "Host": endpoint.host}
+                method="POST", url=endpoint.url, data=body, headers={**headers[kind], "Host": endpoint.host}
             )
             SigV4Auth(credentials, endpoint.service, endpoint.region).add_auth(general)
             assert {name: value for name, value in lean.headers.items() if name != "User-Agent"} == dict(

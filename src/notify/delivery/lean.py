@@ -8,8 +8,9 @@ signature and one HTTP round trip. These senders keep the library's pieces — t
 classification (`classify_error`) and the same quick retries of a transient failure (`aws.QUICK_RETRIES`,
 botocore's standard mode) — and drop the rest. The request goes out through `notify.delivery.http11`
 (`NOTIFY_AWS__LEAN_HTTP`, on by default), or through one aiohttp session when that is off or the endpoint
-is reached through a proxy. Tested against moto and the fake AWS endpoint next to the aioboto3 senders
-(tests/delivery/test_lean_sender.py).
+is reached through a proxy (`LeanHttp`). Tested against moto and the fake AWS endpoint next to the aioboto3
+senders (tests/delivery/test_lean_sender.py). The receipt pollers' SQS calls use the same signing and HTTP
+clients (`notify.receipts.sqs`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import http
 import json
 import random
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -54,8 +55,8 @@ USER_AGENT = f"notify-lean Botocore/{botocore.__version__}"
 KEEPALIVE_TIMEOUT_S = 12  # aiobotocore's DEFAULT_KEEPALIVE_TIMEOUT
 SES_PATH = "/v2/email/outbound-emails"
 SNS_VERSION = "2010-03-31"
-_JSON_TYPE = "application/json"
-_FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +216,11 @@ class _SigV4Auth(SigV4Auth):  # type: ignore[misc]
         return signed
 
 
-def sign(credentials: Any, endpoint: Endpoint, body: bytes, content_type: str) -> PreparedRequest:
-    """Sign a POST with botocore's SigV4 signer and return the headers to send."""
+def sign(credentials: Any, endpoint: Endpoint, body: bytes, headers_in: Mapping[str, str]) -> PreparedRequest:
+    """Sign a POST (`headers_in`: Content-Type and what else the protocol sets) with botocore's SigV4 signer."""
     headers = _Headers()
-    headers["Content-Type"] = content_type
+    for name, value in headers_in.items():
+        headers[name] = value
     headers["Host"] = endpoint.host
     request = _Request(endpoint.url, headers, body)
     _SigV4Auth(credentials, endpoint.service, endpoint.region).add_auth(request)
@@ -285,35 +287,55 @@ def _known(status: int) -> bool:
     return status in http.HTTPStatus._value2member_map_
 
 
+class LeanHttp:
+    """The lean HTTP clients: HTTP/1.1 over kept-alive connections, or aiohttp (always for a proxied endpoint)."""
+
+    def __init__(self, http_session: aiohttp.ClientSession, http11: Http11Client | None = None) -> None:
+        self._session = http_session
+        self._http11 = http11
+
+    async def post(self, endpoint: Endpoint, request: PreparedRequest) -> tuple[int, Any, bytes]:
+        """POST a signed request; return status, headers and body, or raise aiohttp.ClientError/OSError/TimeoutError."""
+        if self._http11 is not None and endpoint.proxy is None:
+            answer = await self._http11.post(endpoint.origin, request.headers, request.body)
+            return answer.status, answer.headers, answer.body
+        async with self._session.post(
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            proxy=endpoint.proxy,
+            proxy_auth=endpoint.proxy_auth,
+        ) as response:
+            return response.status, response.headers, await response.read()
+
+
+@asynccontextmanager
+async def open_lean_http(settings: AwsSettings) -> AsyncIterator[LeanHttp]:
+    """Open the lean HTTP clients (closed on exit): the lean HTTP/1.1 client if `lean_http`, and aiohttp either way.
+
+    The aiohttp session is opened even with `lean_http`: a proxied endpoint goes through it.
+    """
+    ssl_context = create_ssl_context()
+    http11 = create_http11_client(settings, ssl_context) if settings.lean_http else None
+    async with create_http_session(settings, ssl_context) as http_session:
+        try:
+            yield LeanHttp(http_session, http11)
+        finally:
+            if http11 is not None:
+                await http11.close()
+
+
 class _LeanSender:
     """What both lean senders share: the HTTP clients, credentials, endpoint and one POST with error mapping."""
 
-    def __init__(
-        self,
-        http_session: aiohttp.ClientSession,
-        credentials: SessionCredentials,
-        endpoint: Endpoint,
-        http11: Http11Client | None = None,
-    ) -> None:
-        self._http = http_session
-        self._http11 = http11
+    def __init__(self, http: LeanHttp, credentials: SessionCredentials, endpoint: Endpoint) -> None:
+        self._http = http
         self._credentials = credentials
         self.endpoint = endpoint
 
     async def _post(self, request: PreparedRequest) -> tuple[int, Any, bytes]:
-        endpoint = self.endpoint
         try:
-            if self._http11 is not None and endpoint.proxy is None:
-                answer = await self._http11.post(endpoint.origin, request.headers, request.body)
-                return answer.status, answer.headers, answer.body
-            async with self._http.post(
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                proxy=endpoint.proxy,
-                proxy_auth=endpoint.proxy_auth,
-            ) as response:
-                return response.status, response.headers, await response.read()
+            return await self._http.post(self.endpoint, request)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise TransientProviderError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -339,15 +361,9 @@ class _LeanSender:
 class LeanSesEmailSender(_LeanSender):
     """Email through SES v2 `SendEmail`: the body botocore would build, SigV4-signed, over the shared HTTP clients."""
 
-    def __init__(
-        self,
-        http_session: aiohttp.ClientSession,
-        credentials: SessionCredentials,
-        settings: AwsSettings,
-        http11: Http11Client | None = None,
-    ) -> None:
+    def __init__(self, http: LeanHttp, credentials: SessionCredentials, settings: AwsSettings) -> None:
         base = (settings.endpoint_url or f"https://email.{settings.region}.amazonaws.com").rstrip("/")
-        super().__init__(http_session, credentials, Endpoint(base + SES_PATH, "ses", settings.region), http11)
+        super().__init__(http, credentials, Endpoint(base + SES_PATH, "ses", settings.region))
         self._configuration_set = settings.ses_configuration_set
 
     async def prepare(self, message: EmailMessage) -> PreparedRequest:
@@ -360,7 +376,7 @@ class LeanSesEmailSender(_LeanSender):
         return self._sign_params(credentials, params)
 
     def _sign_params(self, credentials: Any, params: dict[str, Any]) -> PreparedRequest:
-        return sign(credentials, self.endpoint, ses_body(params), _JSON_TYPE)
+        return sign(credentials, self.endpoint, ses_body(params), _JSON_HEADERS)
 
     async def send_email(self, message: EmailMessage) -> str:
         """Send through SES and return its MessageId."""
@@ -375,21 +391,15 @@ class LeanSesEmailSender(_LeanSender):
 class LeanSnsSmsSender(_LeanSender):
     """SMS through SNS `Publish` (query protocol): botocore's form body, SigV4-signed, over the shared HTTP clients."""
 
-    def __init__(
-        self,
-        http_session: aiohttp.ClientSession,
-        credentials: SessionCredentials,
-        settings: AwsSettings,
-        http11: Http11Client | None = None,
-    ) -> None:
+    def __init__(self, http: LeanHttp, credentials: SessionCredentials, settings: AwsSettings) -> None:
         base = (settings.endpoint_url or f"https://sns.{settings.region}.amazonaws.com").rstrip("/")
-        super().__init__(http_session, credentials, Endpoint(base + "/", "sns", settings.region), http11)
+        super().__init__(http, credentials, Endpoint(base + "/", "sns", settings.region))
         self._default_sender = settings.sms_sender_id
 
     async def prepare(self, message: SmsMessage) -> PreparedRequest:
         """Build and sign the Publish request for `message`."""
         body = sns_publish_body(message.to, message.body, sms_attributes(message, self._default_sender))
-        return sign(await self._credentials.frozen(), self.endpoint, body, _FORM_TYPE)
+        return sign(await self._credentials.frozen(), self.endpoint, body, _FORM_HEADERS)
 
     async def send_sms(self, message: SmsMessage) -> str:
         """Publish to the phone number and return SNS's MessageId."""
@@ -405,22 +415,10 @@ class LeanSnsSmsSender(_LeanSender):
 async def lean_senders(
     session: Any, settings: AwsSettings
 ) -> AsyncIterator[tuple[LeanSesEmailSender, LeanSnsSmsSender]]:
-    """Open the lean SES and SNS senders (closed on exit): over the lean HTTP/1.1 client, or aiohttp alone.
-
-    The aiohttp session is opened either way: a proxied endpoint goes through it.
-    """
+    """Open the lean SES and SNS senders (closed on exit), sharing one set of lean HTTP clients."""
     credentials = SessionCredentials(session)
-    ssl_context = create_ssl_context()
-    http11 = create_http11_client(settings, ssl_context) if settings.lean_http else None
-    async with create_http_session(settings, ssl_context) as http_session:
-        try:
-            yield (
-                LeanSesEmailSender(http_session, credentials, settings, http11),
-                LeanSnsSmsSender(http_session, credentials, settings, http11),
-            )
-        finally:
-            if http11 is not None:
-                await http11.close()
+    async with open_lean_http(settings) as http:
+        yield LeanSesEmailSender(http, credentials, settings), LeanSnsSmsSender(http, credentials, settings)
 
 
 async def open_senders(stack: AsyncExitStack, session: Any, settings: AwsSettings) -> tuple[EmailSender, SmsSender]:

@@ -18,6 +18,7 @@ from notify.notifications import statuses
 from notify.receipts import repository
 from notify.receipts.parsing import MalformedReceiptError, Receipt
 from notify.receipts.schemas import Applied, ComplaintReceipt, StatusReceipt
+from notify.receipts.sqs import ReceiptQueueClient
 
 log = structlog.get_logger(__name__)
 
@@ -121,9 +122,10 @@ async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
 async def _receive_round(app: WorkerContext, queue_url: str, calls: int) -> list[dict[str, Any]]:
     """Make `calls` concurrent ReceiveMessage calls; return every message they brought, in call order."""
     aws = app.settings.aws
+    sqs = _receipt_sqs(app)
     responses = await asyncio.gather(
         *(
-            app.sqs.receive_message(
+            sqs.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=_SQS_BATCH,
                 WaitTimeSeconds=aws.receipt_wait_time_s,
@@ -189,10 +191,15 @@ async def _dead_letter(app: WorkerContext, queue_name: str, message: dict[str, A
 async def _delete(app: WorkerContext, queue_url: str, messages: list[dict[str, Any]]) -> int:
     """Delete up to 10 messages in one DeleteMessageBatch; return how many SQS confirmed."""
     entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-    response = await app.sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    response = await _receipt_sqs(app).delete_message_batch(QueueUrl=queue_url, Entries=entries)
     for failure in response.get("Failed", []):
         log.warning("notify.receipts.delete_failed", code=failure.get("Code"), message=failure.get("Message"))
     return len(response.get("Successful", []))
+
+
+def _receipt_sqs(app: WorkerContext) -> ReceiptQueueClient:
+    """The client of a round's receives and deletes: the lean calls, or the aioboto3 client if none were opened."""
+    return app.sqs if app.receipt_sqs is None else app.receipt_sqs
 
 
 def dead_letter_name(queue_name: str) -> str:
