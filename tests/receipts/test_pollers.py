@@ -9,7 +9,9 @@ import math
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify import aws
@@ -18,8 +20,10 @@ from notify.notifications.models import Notification
 from notify.receipts import parsing, service, tasks
 from notify.receipts.models import Complaint
 from notify.receipts.service import dead_letter_name
+from notify.receipts.sqs import ReceiptQueueClient
 from notify.settings import Settings
 from tests.factories import Sample, create_sample
+from tests.jobs.helpers import execute
 from tests.receipts.conftest import (
     bounce_event,
     complaint_event,
@@ -305,3 +309,84 @@ async def test_one_poll_drains_more_than_one_round_of_concurrent_receives(
     # round is one call (an idle queue costs one); it came back full, so the next ones make `concurrency` calls.
     assert len({updated_at for _, updated_at in rows}) == 1 + math.ceil((count - 10) / (concurrency * 10))
     assert await queue_bodies(receipt_settings, aws_settings.delivery_queue) == []
+
+
+class _RecordingReceives:
+    """The poller's SQS calls, noting each ReceiveMessage as it starts."""
+
+    def __init__(self, inner: ReceiptQueueClient, events: list[str]) -> None:
+        self._inner = inner
+        self._events = events
+
+    async def receive_message(self, **params: Any) -> dict[str, Any]:
+        self._events.append("receive")
+        return await self._inner.receive_message(**params)
+
+    async def delete_message_batch(self, **params: Any) -> dict[str, Any]:
+        return await self._inner.delete_message_batch(**params)
+
+
+async def test_the_next_round_is_received_while_a_round_is_applied(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    count = 25  # rounds of 10, 10 and 5 (one call a round), then an empty one
+    for i in range(count):
+        await _sent_email(sessionmaker, sample, f"ses-ahead-{i}")
+    queue_name = receipt_settings.aws.delivery_queue
+    await send_to_queue(
+        receipt_settings, queue_name, *(sns_envelope(delivery_event(f"ses-ahead-{i}")) for i in range(count))
+    )
+    events: list[str] = []
+    assert receipt_ctx.receipt_sqs is not None
+    app = dataclasses.replace(receipt_ctx, receipt_sqs=_RecordingReceives(receipt_ctx.receipt_sqs, events))
+
+    def committed(_: Any) -> None:
+        events.append("commit")
+
+    event.listen(app.engine.sync_engine, "commit", committed)
+    try:
+        stats = await service.poll(app, queue_name, parsing.parse_ses)
+    finally:
+        event.remove(app.engine.sync_engine, "commit", committed)
+
+    assert (stats.applied, stats.deleted) == (count, count)
+    # Each round's receive starts before the round before it commits; the last (empty) one ends the run.
+    assert events == ["receive", "receive", "commit", "receive", "commit", "receive", "commit"]
+
+
+async def test_a_round_that_fails_to_apply_loses_no_receipt(
+    receipt_settings: Settings, receipt_ctx: WorkerContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sample = await create_sample(sessionmaker, receipt_settings)
+    count = 25
+    ids = [await _sent_email(sessionmaker, sample, f"ses-fail-{i}") for i in range(count)]
+    queue_name = receipt_settings.aws.delivery_queue
+    await send_to_queue(
+        receipt_settings, queue_name, *(sns_envelope(delivery_event(f"ses-fail-{i}")) for i in range(count))
+    )
+    # A real database failure while a round is applied, with the next round already received.
+    await execute(
+        sessionmaker,
+        "CREATE FUNCTION fail_receipt() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'disk full (test)'; END $$",
+    )
+    await execute(
+        sessionmaker,
+        "CREATE TRIGGER fail_receipt BEFORE UPDATE ON notifications FOR EACH ROW "
+        "WHEN (NEW.reference = 'ses-fail-12') EXECUTE FUNCTION fail_receipt()",
+    )
+    try:
+        with pytest.raises(DBAPIError, match="disk full"):
+            await service.poll(receipt_ctx, queue_name, parsing.parse_ses)
+        await execute(sessionmaker, "DROP TRIGGER fail_receipt ON notifications")
+        await asyncio.sleep(receipt_settings.aws.receipt_visibility_timeout_s + 0.2)  # the unapplied ones come back
+        await service.poll(receipt_ctx, queue_name, parsing.parse_ses)
+    finally:
+        await execute(sessionmaker, "DROP TRIGGER IF EXISTS fail_receipt ON notifications")
+        await execute(sessionmaker, "DROP FUNCTION IF EXISTS fail_receipt()")
+
+    async with sessionmaker() as session:
+        found = (await session.execute(select(Notification.status).where(Notification.id.in_(ids)))).scalars().all()
+    assert list(found) == ["delivered"] * count
+    assert await queue_bodies(receipt_settings, queue_name) == []

@@ -81,8 +81,9 @@ async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
 
     A run starts with one ReceiveMessage call; once a round comes back full (10 messages a call, SQS's cap), rounds
     make `receipt_receive_concurrency` calls at once, so an idle queue costs one call a minute and a busy one is
-    drained fast. Each round's receipts are applied in one transaction, and its messages deleted in concurrent
-    batches while the next round is received: they stay invisible until deleted, so it cannot bring them back.
+    drained fast. The next round is received while a round's receipts are applied (in one transaction), and its
+    messages are deleted in concurrent batches after that commit: they stay invisible until deleted, so a later
+    round cannot bring them back.
     """
     aws = app.settings.aws
     queue_url = (await app.sqs.get_queue_url(QueueName=queue_name))["QueueUrl"]
@@ -91,20 +92,28 @@ async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
     seen: set[str] = set()
     deleting: asyncio.Task[int] | None = None
     calls = 1
+    receiving: asyncio.Task[list[dict[str, Any]]] | None = asyncio.create_task(_receive_round(app, queue_url, calls))
     try:
-        while time.monotonic() < deadline:
-            messages = await _receive_round(app, queue_url, calls)
+        while receiving is not None:
+            messages = await receiving
+            receiving = None
             if not messages or all(m["MessageId"] in seen for m in messages):
                 break
             if len(messages) >= calls * _SQS_BATCH:
                 calls = aws.receipt_receive_concurrency
             seen.update(m["MessageId"] for m in messages)
             stats.received += len(messages)
+            if time.monotonic() < deadline:
+                receiving = asyncio.create_task(_receive_round(app, queue_url, calls))
             done = await _process(app, queue_name, messages, parse, stats)
             if deleting is not None:
                 stats.deleted += await deleting
             deleting = asyncio.create_task(_delete_all(app, queue_url, done))
     finally:
+        if receiving is not None:
+            # Applying a round failed: what the next round received comes back after the visibility timeout.
+            receiving.cancel()
+            receiving.add_done_callback(_retrieve)
         if deleting is not None:
             stats.deleted += await deleting
     log.info(
@@ -117,6 +126,12 @@ async def poll(app: WorkerContext, queue_name: str, parse: Parser) -> PollStats:
         malformed=stats.malformed,
     )
     return stats
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark an abandoned task's failure as seen (asyncio would log it as never retrieved)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _receive_round(app: WorkerContext, queue_url: str, calls: int) -> list[dict[str, Any]]:
