@@ -38,6 +38,7 @@ from notify.delivery.senders import AttachedFile, EmailMessage, SesEmailSender, 
 from notify.embedded import free_port, sent_emails, sns_published
 from notify.settings import AwsSettings
 from notify.testing.fake_aws import FakeAwsConfig, FakeAwsServer
+from tests import aws_stub
 from tests.conftest import REGION, make_settings
 from tests.delivery.test_http11 import ok, serving
 from tests.servers import Servers
@@ -143,17 +144,8 @@ async def capture() -> AsyncIterator[CaptureServer]:
             return web.Response(body=xml.encode(), content_type="text/xml")
         return web.json_response({"MessageId": f"email-{len(server.requests)}"})
 
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    server.url = f"http://127.0.0.1:{port}"
-    try:
+    async with aws_stub.serving(handle) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 async def verify_domain(settings: AwsSettings) -> None:
@@ -430,23 +422,14 @@ async def test_a_refused_connection_is_transient(servers: Servers) -> None:
 
 
 async def test_a_5xx_without_a_json_body_is_transient() -> None:
-    app = web.Application()
-
     async def unavailable(_: web.Request) -> web.Response:
         return web.Response(status=503, body=b"<html>busy</html>", content_type="text/html")
 
-    app.router.add_route("POST", "/{tail:.*}", unavailable)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        settings = AwsSettings(endpoint_url=f"http://127.0.0.1:{port}", access_key_id="a", secret_access_key="b")
+    async with aws_stub.serving(unavailable) as url:
+        settings = AwsSettings(endpoint_url=url, access_key_id="a", secret_access_key="b")
         async with open_both(settings) as senders:
             with pytest.raises(TransientProviderError) as lean:
                 await senders.lean_ses.send_email(message())
-    finally:
-        await runner.cleanup()
     assert lean.value.message == "503: Service Unavailable"
 
 

@@ -25,6 +25,7 @@ from notify.receipts import parsing, service
 from notify.receipts.sqs import LeanSqsClient, open_receipt_client
 from notify.settings import AwsSettings, Settings
 from notify.worker import worker_resources
+from tests import aws_stub
 from tests.conftest import make_settings
 from tests.delivery.test_lean_sender import check_signature
 from tests.factories import create_sample
@@ -131,16 +132,8 @@ async def scripted(handle: Handler) -> AsyncIterator[tuple[str, list[Seen]]]:
         seen.append(Seen(headers, body, ok))
         return await handle(request, body)
 
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with aws_stub.serving(record) as url:
+        yield url, seen
 
 
 def _scripted_settings(servers: Servers, url: str) -> AwsSettings:
@@ -154,6 +147,11 @@ def _sqs_json(payload: dict[str, Any], status: int = 200, query_error: str | Non
     return web.Response(
         status=status, body=orjson.dumps(payload), content_type="application/x-amz-json-1.0", headers=headers
     )
+
+
+def _sqs_sender_error(code: str, message: str) -> web.Response:
+    """A 400 as SQS's JSON protocol gives it: the shape name in `__type`, the query-compatible code in a header."""
+    return _sqs_json({"__type": f"com.amazonaws.sqs#{code}", "message": message}, 400, f"{code};Sender")
 
 
 @pytest.mark.parametrize("lean_http", [True, False], ids=["http11", "aiohttp"])
@@ -204,8 +202,7 @@ async def test_transient_failures_are_retried_as_botocore_retries_them(servers: 
 
 async def test_throttling_past_the_retries_raises_what_the_aioboto3_client_raises(servers: Servers) -> None:
     async def throttled(_: web.Request, __: bytes) -> web.Response:
-        payload = {"__type": "com.amazonaws.sqs#RequestThrottled", "message": "Rate exceeded"}
-        return _sqs_json(payload, status=400, query_error="RequestThrottled;Sender")
+        return _sqs_sender_error("RequestThrottled", "Rate exceeded")
 
     async with (
         scripted(throttled) as (url, seen),
@@ -225,8 +222,7 @@ async def test_throttling_past_the_retries_raises_what_the_aioboto3_client_raise
 
 async def test_a_client_error_is_not_retried(servers: Servers) -> None:
     async def refused(_: web.Request, __: bytes) -> web.Response:
-        payload = {"__type": "com.amazonaws.sqs#InvalidAddress", "message": "The address is not valid"}
-        return _sqs_json(payload, status=400, query_error="InvalidAddress;Sender")
+        return _sqs_sender_error("InvalidAddress", "The address is not valid")
 
     async with (
         scripted(refused) as (url, seen),
