@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import http
 import json
 import random
@@ -87,8 +88,12 @@ class SessionCredentials:
         return await self._credentials.get_frozen_credentials()
 
 
+@functools.cache
 def create_ssl_context() -> ssl.SSLContext:
-    """Return a TLS context trusting botocore's CA bundle (loading it takes ~16 ms: build it once per process)."""
+    """Return the process's TLS context trusting botocore's CA bundle (loading it takes ~16 ms: built once).
+
+    The senders' HTTP clients and the receipt pollers' share it; each keeps its own connection pool.
+    """
     return ssl.create_default_context(cafile=get_cert_path(True))
 
 
