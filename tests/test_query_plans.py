@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify.db import BatchJoin, create_engine
 from notify.delivery import repository as delivery
+from notify.jobs import repository as jobs
 from notify.receipts import repository as receipts
 from notify.retry import repository as retry
 from notify.settings import Settings
@@ -170,3 +171,70 @@ async def test_the_engine_plans_each_statement_for_the_table_as_it_is_now(
         await engine.dispose()
     assert generic_plans + custom_plans == 8
     assert (generic_plans > 0) is generic
+
+
+_FILL_JOB_ROWS = text(
+    """
+    INSERT INTO job_rows (job_id, row_number, recipient, personalisation, client_reference)
+    SELECT j.id, i, 'user' || i || '@example.com', jsonb_build_object('name', 'U' || i), NULL
+    FROM unnest(CAST(:job_ids AS uuid[])) AS j (id), generate_series(0, CAST(:rows AS integer) - 1) AS i
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("analyzed", [True, False], ids=["analyzed", "never-analyzed"])
+async def test_a_job_chunk_insert_reads_its_rows_by_key(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], mode: str, analyzed: bool
+) -> None:
+    """A chunk's read and INSERT of `job_rows` find the chunk's rows by key: never the job's other rows."""
+    sample = await create_sample(sessionmaker, settings)
+    job_ids = [uuid.uuid4() for _ in range(3)]
+    job = jobs.StartedJob(
+        id=job_ids[1],
+        service_id=sample.service_id,
+        template_id=sample.email_template_id,
+        template_version=1,
+        api_key_id=None,
+        key_type="normal",
+        notification_type="email",
+        notification_count=20_000,
+        rows_saved=0,
+        sender=None,
+        service_active=True,
+        sms_sender=None,
+    )
+    async with sessionmaker() as session:
+        await session.execute(text("CREATE SCHEMA plans"))
+        for table in ("notifications", "job_rows"):
+            await session.execute(text(f"CREATE TABLE plans.{table} (LIKE public.{table} INCLUDING ALL)"))
+        await session.execute(text("SET LOCAL search_path = plans, public"))
+        await session.execute(_FILL_JOB_ROWS, {"job_ids": job_ids, "rows": 20_000})
+        if analyzed:
+            await session.execute(text("ANALYZE job_rows"))
+        shared = jobs.ChunkConstants(job, "bulk", sender=None, reply_to=None)
+        for start in (0, 10_000):
+            numbers = list(range(start, start + BATCH))
+            chunk = jobs.ChunkColumns(
+                datetime.now(UTC),
+                numbers,
+                [uuid.uuid4() for _ in numbers],
+                [f"user{i}@example.com" for i in numbers],
+                ["Hello"] * BATCH,
+                ["Body"] * BATCH,
+            )
+            params = jobs.insert_parameters(shared, chunk)
+            nodes = _nodes(await _plan(session, jobs._INSERT_NOTIFICATIONS, params, mode))
+            shapes = [(node["Node Type"], node.get("Index Name"), node["Actual Loops"]) for node in nodes]
+            scans = [node for node in nodes if node.get("Relation Name") == "job_rows"]
+            assert scans, shapes
+            assert all(node["Node Type"] != "Seq Scan" for node in scans), f"reads every job's rows {shapes}"
+            assert max(node["Actual Loops"] for node in nodes) <= BATCH, f"per row of the table {shapes}"
+            assert sum(node["Actual Rows"] * node["Actual Loops"] for node in scans) == BATCH, shapes
+            # The read that comes before: the chunk's rows in order, not the rest of the job sorted.
+            read = {"job_id": job.id, "start": start, "limit": BATCH}
+            nodes = _nodes(await _plan(session, jobs._ROWS, read, mode))
+            shapes = [(node["Node Type"], node.get("Index Name"), node["Actual Loops"]) for node in nodes]
+            scans = [node for node in nodes if node.get("Relation Name") == "job_rows"]
+            assert sum(node["Actual Rows"] * node["Actual Loops"] for node in scans) == BATCH, shapes
+        await session.rollback()

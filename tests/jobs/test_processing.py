@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,9 +20,14 @@ from notify.app import create_app
 from notify.context import WorkerContext
 from notify.db import transaction
 from notify.embedded import sent_emails
+from notify.inbox import repository as inbox_repository
+from notify.inbox.schemas import InboxEntry
 from notify.jobs import processing, repository
+from notify.notifications import validation
 from notify.notifications.models import Notification
 from notify.settings import Settings, WorkerSettings
+from notify.templates import rendering
+from notify.templates.service import TemplateSnapshot
 from notify.worker import worker_resources
 from tests.conftest import REGION, make_settings
 from tests.factories import Sample, create_sample
@@ -255,3 +262,104 @@ async def test_a_held_delivery_runs_when_its_hold_ends_if_the_save_never_finishe
         assert held / 1000 > time.time()
         await run_worker(app, settings)  # a burst worker waits for the deferred delivery, then runs it
     assert _sent_to(sent_before) == ["user0@example.com", "user1@example.com"]
+
+
+@pytest.mark.parametrize("notification_type", ["email", "sms"])
+async def test_a_jobs_rows_are_saved_as_the_inbox_would_save_the_same_notifications(
+    servers: Servers, clean: None, sessionmaker: async_sessionmaker[AsyncSession], notification_type: str
+) -> None:
+    """The chunk INSERT copies recipient, personalisation and reference from `job_rows`: the general path agrees."""
+    settings = _small_chunks(servers)
+    sample = await create_sample(sessionmaker, settings)
+    email = notification_type == "email"
+    header = ["Email Address" if email else "phone number", "name", "code", "reference", "note"]
+    rows = [
+        header,
+        [" Ada@Example.COM " if email else "+44 7911 123456", "Ada", "11", "ref-ada", "first"],
+        ["bob@example.com" if email else "447911123457", "Bob", "22", "", ""],
+        ["cy@example.com" if email else "+447911123458", "Cy <b>", "3&4", "r3", "é"],
+    ]
+    template_id = sample.email_template_id if email else sample.sms_template_id
+    app_ = create_app(settings)
+    async with (
+        app_.router.lifespan_context(app_),
+        AsyncClient(transport=ASGITransport(app=app_), base_url="http://t") as http,
+    ):
+        response = await post_bulk(http, sample.key, {"name": "j", "template_id": str(template_id), "rows": rows})
+    assert response.status_code == 201, response.text
+    job_id = uuid.UUID(response.json()["data"]["id"])
+    async with _job_worker(settings) as (app, _queue):
+        assert await processing.process(app, job_id) == 3
+        await execute(sessionmaker, "UPDATE jobs SET status = 'in progress' WHERE id = :id", id=job_id)
+        async with app.sessionmaker() as session:
+            job = await repository.get_started(session, job_id)
+            assert job is not None
+            template = await app.template_versions.get(session, job.service_id, job.template_id, job.template_version)
+        assert template is not None
+        saved = await _notification_columns(sessionmaker, job_id)
+        assert [row["to"] for row in saved] == [r[0].strip() for r in rows[1:]]
+
+        # The general path: each row as a full inbox entry, through the inbox's INSERT.
+        async with sessionmaker() as session, session.begin():
+            stored = (
+                await session.execute(
+                    text("SELECT row_number, recipient, personalisation, client_reference FROM job_rows ORDER BY 1")
+                )
+            ).all()
+            entries = [_inbox_entry(app, job, template, row, saved[i]["created_at"]) for i, row in enumerate(stored)]
+            await session.execute(text("DELETE FROM notifications WHERE job_id = :id"), {"id": job_id})
+            assert len(await inbox_repository.insert_batch(session, entries)) == 3
+            general = await _notification_columns(session, job_id)
+            await session.rollback()
+    assert general == saved
+
+
+async def _notification_columns(
+    source: async_sessionmaker[AsyncSession] | AsyncSession, job_id: uuid.UUID
+) -> list[dict[str, object]]:
+    """Every column of the job's notifications but `updated_at`, by row number."""
+    query = text("SELECT * FROM notifications WHERE job_id = :id ORDER BY job_row_number")
+    if isinstance(source, AsyncSession):
+        result = await source.execute(query, {"id": job_id})
+    else:
+        async with source() as session:
+            result = await session.execute(query, {"id": job_id})
+    return [{k: v for k, v in row._mapping.items() if k != "updated_at"} for row in result]
+
+
+def _inbox_entry(
+    app: WorkerContext,
+    job: repository.StartedJob,
+    template: TemplateSnapshot,
+    stored: Sequence[Any],
+    created_at: Any,
+) -> InboxEntry:
+    row_number, recipient, personalisation, client_reference = stored
+    if job.notification_type == "email":
+        subject, body = rendering.fill_email(template.subject or "", template.content, personalisation)
+        normalised, sender, reply_to = validation.check_email(recipient), None, job.sender
+    else:
+        subject, body = None, rendering.render_sms(template.content, personalisation).body
+        normalised, reply_to = validation.check_phone(recipient), None
+        sender = job.sender or job.sms_sender or app.settings.aws.sms_sender_id
+    return InboxEntry(
+        id=processing.notification_id(job.id, row_number),
+        service_id=job.service_id,
+        template_id=job.template_id,
+        template_version=job.template_version,
+        api_key_id=job.api_key_id,
+        key_type=job.key_type,
+        notification_type=job.notification_type,
+        lane=processing.lane_for(template.process_type, job.notification_count),
+        to=recipient,
+        normalised_to=normalised,
+        personalisation=personalisation,
+        subject=subject,
+        body=body,
+        client_reference=client_reference,
+        sender=sender,
+        reply_to=reply_to,
+        created_at=created_at,
+        job_id=job.id,
+        job_row_number=row_number,
+    )

@@ -13,11 +13,10 @@ import structlog
 
 from notify.context import WorkerContext
 from notify.db import transaction
-from notify.inbox import repository as inbox_repository
-from notify.inbox.schemas import InboxEntry, Lane
+from notify.inbox.schemas import Lane
 from notify.jobs import repository
 from notify.jobs.models import CANCELLED, ERROR, IN_PROGRESS
-from notify.jobs.repository import StartedJob, StoredRow
+from notify.jobs.repository import ChunkColumns, ChunkConstants, StartedJob, StoredRow
 from notify.notifications import validation
 from notify.templates import rendering
 from notify.templates.service import TemplateSnapshot
@@ -43,42 +42,32 @@ def lane_for(process_type: str, row_count: int) -> Lane:
     return "priority" if process_type == "priority" else "normal"
 
 
-def _entry(
-    app: WorkerContext, job: StartedJob, template: TemplateSnapshot, lane: Lane, row: StoredRow, now: datetime
-) -> InboxEntry:
-    personalisation = row.personalisation or {}
-    subject: str | None = None
-    sender: str | None = None
-    reply_to: str | None = None
+def _constants(app: WorkerContext, job: StartedJob, lane: Lane) -> ChunkConstants:
     if job.notification_type == "email":
-        reply_to = job.sender
-        normalised = validation.check_email(row.recipient)
-        subject, body = rendering.fill_email(template.subject or "", template.content, personalisation)
-    else:
-        normalised = validation.check_phone(row.recipient)
-        body = rendering.render_sms(template.content, personalisation).body
-        sender = job.sender or job.sms_sender or app.settings.aws.sms_sender_id
-    return InboxEntry(
-        id=notification_id(job.id, row.row_number),
-        service_id=job.service_id,
-        template_id=job.template_id,
-        template_version=job.template_version,
-        api_key_id=job.api_key_id,
-        key_type=job.key_type,
-        notification_type=job.notification_type,
-        lane=lane,
-        to=row.recipient,
-        normalised_to=normalised,
-        personalisation=row.personalisation,
-        subject=subject,
-        body=body,
-        client_reference=row.client_reference,
-        sender=sender,
-        reply_to=reply_to,
-        created_at=now,
-        job_id=job.id,
-        job_row_number=row.row_number,
-    )
+        return ChunkConstants(job, lane, sender=None, reply_to=job.sender)
+    sender = job.sender or job.sms_sender or app.settings.aws.sms_sender_id
+    return ChunkConstants(job, lane, sender=sender, reply_to=None)
+
+
+def _columns(job: StartedJob, template: TemplateSnapshot, rows: list[StoredRow]) -> ChunkColumns:
+    """Compute each row's id, normalised recipient and filled subject and body (raises where a row fails a check)."""
+    chunk = ChunkColumns(datetime.now(UTC), [], [], [], [], [])
+    email = job.notification_type == "email"
+    subject_template = template.subject or ""
+    for row in rows:
+        personalisation = row.personalisation or {}
+        chunk.row_numbers.append(row.row_number)
+        chunk.ids.append(notification_id(job.id, row.row_number))
+        if email:
+            chunk.normalised_to.append(validation.check_email(row.recipient))
+            subject, body = rendering.fill_email(subject_template, template.content, personalisation)
+            chunk.subjects.append(subject)
+        else:
+            chunk.normalised_to.append(validation.check_phone(row.recipient))
+            body = rendering.render_sms(template.content, personalisation).body
+            chunk.subjects.append(None)
+        chunk.bodies.append(body)
+    return chunk
 
 
 async def process(app: WorkerContext, job_id: uuid.UUID, *, max_chunks: int | None = None) -> int:
@@ -139,20 +128,21 @@ async def save_chunks(app: WorkerContext, job: StartedJob, template: TemplateSna
     start = job.rows_saved
     hold_s = app.settings.worker.job_send_hold_s if job.notification_count - start > chunk_size else 0
     saved = chunks = 0
-    upcoming = asyncio.create_task(_prepare(app, job, template, lane, start, chunk_size))
+    shared = _constants(app, job, lane)
+    upcoming = asyncio.create_task(_prepare(app, job, template, start, chunk_size))
     writing: asyncio.Task[None] | None = None
     try:
         while max_chunks is None or chunks < max_chunks:
-            rows, entries = await upcoming
-            if not rows:
+            chunk = await upcoming
+            if not chunk.row_numbers:
                 break
-            start = rows[-1].row_number + 1
-            upcoming = asyncio.create_task(_prepare(app, job, template, lane, start, chunk_size))
+            start = chunk.row_numbers[-1] + 1
+            upcoming = asyncio.create_task(_prepare(app, job, template, start, chunk_size))
             before = writing
-            writing = asyncio.create_task(_save_chunk(app, job, rows, entries, hold_s, before))
+            writing = asyncio.create_task(_save_chunk(app, shared, chunk, hold_s, before))
             if before is not None:
                 await before  # at most two chunks written at once
-            saved += len(rows)
+            saved += len(chunk.row_numbers)
             chunks += 1
         if writing is not None:
             await writing
@@ -169,38 +159,33 @@ async def save_chunks(app: WorkerContext, job: StartedJob, template: TemplateSna
 
 
 async def _save_chunk(
-    app: WorkerContext,
-    job: StartedJob,
-    rows: list[StoredRow],
-    entries: list[InboxEntry],
-    hold_s: int,
-    before: asyncio.Task[None] | None,
+    app: WorkerContext, shared: ChunkConstants, chunk: ChunkColumns, hold_s: int, before: asyncio.Task[None] | None
 ) -> None:
     """Insert one chunk; once the chunk `before` it has committed, record the progress, commit, enqueue delivery."""
-    end = rows[-1].row_number + 1
+    job = shared.job
+    end = chunk.row_numbers[-1] + 1
     # Insert and progress commit together: `rows_saved` never runs ahead of the saved rows.
     async with transaction(app.sessionmaker) as session:
-        await inbox_repository.insert_batch(session, entries)
+        await repository.insert_notifications(session, shared, chunk)
         if before is not None:
             await before  # its failure rolls this chunk back too
         await repository.record_progress(session, job.id, end)
     await app.queue.enqueue_job(
         f"deliver_{job.notification_type}",
-        [str(entry.id) for entry in entries],
-        _job_id=f"{DELIVERY_JOB_PREFIX}{job.id}:{rows[0].row_number}",
+        [str(id_) for id_ in chunk.ids],
+        _job_id=f"{DELIVERY_JOB_PREFIX}{job.id}:{chunk.row_numbers[0]}",
         _defer_by=hold_s or None,
     )
     log.info("notify.job.chunk_saved", job_id=str(job.id), rows_saved=end)
 
 
 async def _prepare(
-    app: WorkerContext, job: StartedJob, template: TemplateSnapshot, lane: Lane, start: int, chunk_size: int
-) -> tuple[list[StoredRow], list[InboxEntry]]:
-    """Read up to `chunk_size` rows from row `start` on and build their inbox entries."""
+    app: WorkerContext, job: StartedJob, template: TemplateSnapshot, start: int, chunk_size: int
+) -> ChunkColumns:
+    """Read up to `chunk_size` rows from row `start` on and compute their columns."""
     async with app.sessionmaker() as session:
         rows = await repository.rows(session, job.id, start, chunk_size)
-    now = datetime.now(UTC)
-    return rows, [_entry(app, job, template, lane, row, now) for row in rows]
+    return _columns(job, template, rows)
 
 
 async def release_deliveries(queue: Any, job_id: uuid.UUID) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -44,10 +45,39 @@ _STARTED = text(
     """
 )
 
+# A job's rows are numbered 0 to n - 1 (the POST numbers the rows it stores), so a chunk is a range of row numbers:
+# bounded on both sides, the read finds the chunk's rows by key even in a table never analyzed, where the planner
+# would otherwise fetch and sort the rest of the job for every chunk.
 _ROWS = text(
     """
-    SELECT row_number, recipient, personalisation, client_reference FROM job_rows
-    WHERE job_id = :job_id AND row_number >= :start ORDER BY row_number LIMIT :limit
+    SELECT row_number, recipient, personalisation FROM job_rows
+    WHERE job_id = :job_id AND row_number >= :start AND row_number < :start + :limit
+    ORDER BY row_number
+    """
+)
+
+# A chunk's notifications: the worker sends only what it computes per row (id, normalised recipient, filled subject
+# and body) and the job's constants; recipient, personalisation and reference are copied from `job_rows`, so they
+# are neither read back into nor encoded again by the worker, nor parsed again by PostgreSQL. ON CONFLICT makes a
+# chunk saved by an earlier run a no-op: a row's id is derived from the job and the row number.
+_INSERT_NOTIFICATIONS = text(
+    """
+    INSERT INTO notifications (
+        id, service_id, template_id, template_version, api_key_id, key_type, notification_type, lane,
+        "to", normalised_to, personalisation, subject, body, client_reference, sender, reply_to,
+        created_at, job_id, job_row_number, status, updated_at
+    )
+    SELECT u.id, CAST(:service_id AS uuid), CAST(:template_id AS uuid), CAST(:template_version AS int),
+           CAST(:api_key_id AS uuid), CAST(:key_type AS text), CAST(:notification_type AS text), CAST(:lane AS text),
+           r.recipient, u.normalised_to, r.personalisation, u.subject, u.body, r.client_reference,
+           CAST(:sender AS text), CAST(:reply_to AS text), CAST(:created_at AS timestamptz), r.job_id, r.row_number,
+           'created', now()
+    FROM unnest(CAST(:row_number AS int[]), CAST(:id AS uuid[]), CAST(:normalised_to AS text[]),
+                CAST(:subject AS text[]), CAST(:body AS text[])) AS u (row_number, id, normalised_to, subject, body)
+    JOIN job_rows AS r ON r.job_id = CAST(:job_id AS uuid) AND r.row_number = u.row_number
+        -- The chunk's range too: whatever the planner thinks of the job's size, it reads only the chunk's rows.
+        AND r.row_number BETWEEN CAST(:first_row AS int) AND CAST(:last_row AS int)
+    ON CONFLICT DO NOTHING
     """
 )
 
@@ -135,12 +165,33 @@ class StartedJob:
 
 @dataclass(frozen=True, slots=True)
 class StoredRow:
-    """One row of a job, as stored."""
+    """One row of a job, as processing reads it (its reference stays in the database)."""
 
     row_number: int
     recipient: str
     personalisation: dict[str, Any] | None
-    client_reference: str | None
+
+
+@dataclass(slots=True)
+class ChunkColumns:
+    """What processing computes for a chunk of rows, column by column: one list element per row."""
+
+    created_at: datetime
+    row_numbers: list[int]
+    ids: list[uuid.UUID]
+    normalised_to: list[str]
+    subjects: list[str | None]
+    bodies: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkConstants:
+    """The columns every notification of a job's chunk shares."""
+
+    job: StartedJob
+    lane: str
+    sender: str | None
+    reply_to: str | None
 
 
 def add_job(session: AsyncSession, job: Job) -> None:
@@ -191,7 +242,37 @@ async def get_started(session: AsyncSession, job_id: uuid.UUID) -> StartedJob | 
 async def rows(session: AsyncSession, job_id: uuid.UUID, start: int, limit: int) -> list[StoredRow]:
     """Return up to `limit` rows from row number `start` on."""
     result = await session.execute(_ROWS, {"job_id": job_id, "start": start, "limit": limit})
-    return [StoredRow(**row._mapping) for row in result]
+    return [StoredRow(row[0], row[1], row[2]) for row in result]
+
+
+def insert_parameters(shared: ChunkConstants, chunk: ChunkColumns) -> dict[str, Any]:
+    """Return the parameters of a chunk's INSERT."""
+    job = shared.job
+    return {
+        "job_id": job.id,
+        "service_id": job.service_id,
+        "template_id": job.template_id,
+        "template_version": job.template_version,
+        "api_key_id": job.api_key_id,
+        "key_type": job.key_type,
+        "notification_type": job.notification_type,
+        "lane": shared.lane,
+        "sender": shared.sender,
+        "reply_to": shared.reply_to,
+        "created_at": chunk.created_at,
+        "row_number": chunk.row_numbers,
+        "first_row": chunk.row_numbers[0],
+        "last_row": chunk.row_numbers[-1],
+        "id": chunk.ids,
+        "normalised_to": chunk.normalised_to,
+        "subject": chunk.subjects,
+        "body": chunk.bodies,
+    }
+
+
+async def insert_notifications(session: AsyncSession, shared: ChunkConstants, chunk: ChunkColumns) -> None:
+    """Insert a chunk's notifications in one statement (rows saved before are skipped)."""
+    await session.execute(_INSERT_NOTIFICATIONS, insert_parameters(shared, chunk))
 
 
 async def record_progress(session: AsyncSession, job_id: uuid.UUID, rows_saved: int) -> None:
