@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from httpx import AsyncClient
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notify.context import WorkerContext
 from notify.db import BatchJoin, create_engine
 from notify.delivery import repository as delivery
 from notify.jobs import repository as jobs
@@ -26,6 +28,7 @@ from notify.receipts import repository as receipts
 from notify.retry import repository as retry
 from notify.settings import Settings
 from tests.factories import create_sample
+from tests.jobs.helpers import auth, execute, post_bulk, run_worker
 from tests.servers import Servers
 
 BATCH = 500
@@ -238,3 +241,58 @@ async def test_a_job_chunk_insert_reads_its_rows_by_key(
             scans = [node for node in nodes if node.get("Relation Name") == "job_rows"]
             assert sum(node["Actual Rows"] * node["Actual Loops"] for node in scans) == BATCH, shapes
         await session.rollback()
+
+
+async def test_batch_inserts_plan_foreign_key_checks_once_and_the_setting_stays_in_their_transaction(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    worker_ctx: WorkerContext,
+) -> None:
+    """A bulk POST's rows, a job's chunks and an inbox batch are inserted with their foreign-key checks' plans cached.
+
+    A statement trigger records the mode in force when the rows are checked (as the check runs, at the end of the
+    statement); the pooled connections are back to `force_custom_plan` afterwards.
+    """
+    sample = await create_sample(sessionmaker, settings)
+    await execute(sessionmaker, "CREATE TABLE plan_modes_seen (table_name text, mode text)")
+    await execute(
+        sessionmaker,
+        "CREATE FUNCTION record_plan_mode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO plan_modes_seen VALUES (TG_TABLE_NAME, current_setting('plan_cache_mode')); RETURN NULL; END $$",
+    )
+    try:
+        for table in ("job_rows", "notifications"):
+            await execute(
+                sessionmaker,
+                f"CREATE TRIGGER record_plan_mode AFTER INSERT ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION record_plan_mode()",
+            )
+        rows = [["email address", "name", "code"], ["ada@example.com", "Ada", "1"], ["bob@example.com", "Bob", "2"]]
+        body = {"name": "j", "template_id": str(sample.email_template_id), "rows": rows}
+        job = await post_bulk(client, sample.key, body)
+        assert job.status_code == 201, job.text
+        single = await client.post(
+            "/v2/notifications/email",
+            headers=auth(sample.key),
+            json={
+                "email_address": "cy@example.com",
+                "template_id": str(sample.email_template_id),
+                "personalisation": {"name": "Cy", "code": "3"},
+            },
+        )
+        assert single.status_code == 201, single.text
+        await run_worker(worker_ctx, settings)
+        async with sessionmaker() as session:
+            seen = (await session.execute(text("SELECT table_name, mode FROM plan_modes_seen"))).all()
+            assert await session.scalar(text("SELECT count(*) FROM notifications")) == 3
+        async with worker_ctx.sessionmaker() as session:
+            after = await session.scalar(text("SHOW plan_cache_mode"))
+    finally:
+        for table in ("job_rows", "notifications"):
+            await execute(sessionmaker, f"DROP TRIGGER IF EXISTS record_plan_mode ON {table}")
+        await execute(sessionmaker, "DROP FUNCTION IF EXISTS record_plan_mode()")
+        await execute(sessionmaker, "DROP TABLE IF EXISTS plan_modes_seen")
+    # The job's rows, its one chunk, and the inbox batch with the single notification.
+    assert sorted(seen) == [("job_rows", "auto"), ("notifications", "auto"), ("notifications", "auto")]
+    assert after == "force_custom_plan"

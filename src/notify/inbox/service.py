@@ -13,7 +13,7 @@ import structlog
 
 from notify import metrics, sentry
 from notify.context import WorkerContext
-from notify.db import transaction
+from notify.db import cache_foreign_key_check_plans, transaction
 from notify.inbox import repository, streams
 from notify.inbox.schemas import InboxEntry
 from notify.inbox.streams import ALL_STREAMS, RawEntry, Stream
@@ -54,6 +54,7 @@ async def save_batch(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry]
         return []
     entries = [entry for _, entry in parsed]
     async with transaction(app.sessionmaker) as session:
+        await cache_foreign_key_check_plans(session)
         await repository.insert_batch(session, entries)
     ids = [entry.id for entry in entries]
     await app.queue.enqueue_job(

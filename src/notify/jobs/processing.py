@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from notify.context import WorkerContext
-from notify.db import transaction
+from notify.db import cache_foreign_key_check_plans, transaction
 from notify.inbox.schemas import Lane
 from notify.jobs import repository
 from notify.jobs.models import CANCELLED, ERROR, IN_PROGRESS
@@ -166,6 +166,7 @@ async def _save_chunk(
     end = chunk.row_numbers[-1] + 1
     # Insert and progress commit together: `rows_saved` never runs ahead of the saved rows.
     async with transaction(app.sessionmaker) as session:
+        await cache_foreign_key_check_plans(session)
         await repository.insert_notifications(session, shared, chunk)
         if before is not None:
             await before  # its failure rolls this chunk back too

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify.auth.service import Caller
-from notify.db import transaction
+from notify.db import cache_foreign_key_check_plans, transaction
 from notify.errors import BadRequestError, NotFoundError, ServiceUnavailableError, ValidationError
 from notify.jobs import csv, repository
 from notify.jobs.models import PENDING, SCHEDULED, Job
@@ -121,6 +121,7 @@ async def create_job(state: ApiState, caller: Caller, request: PostBulkRequest) 
     async with transaction(state.sessionmaker) as session:
         repository.add_job(session, job)
         await session.flush()
+        await cache_foreign_key_check_plans(session)
         count, units = await _store_rows(state, session, job.id, checker, lines)
         await _count_against_limits(state, caller, job, units, now)
     job.notification_count = count  # the session is closed: this only updates the response
