@@ -71,15 +71,14 @@ def api(
     workers: Annotated[int | None, typer.Option(help="uvicorn worker processes.")] = None,
 ) -> None:
     """Serve the HTTP API with uvicorn."""
-    import uvicorn
-
+    from notify import serving
     from notify.http_protocol import uvicorn_http
 
     settings = Settings()
     from notify import logging
 
     logging.configure(settings.log_format, settings.log_level)
-    uvicorn.run(
+    serving.run(
         "notify.asgi:app",
         host=host or settings.api.host,
         port=port or settings.api.port,

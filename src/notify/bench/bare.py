@@ -1,13 +1,14 @@
 """The ingest reference: a bare Starlette endpoint that parses the same JSON and XADDs it (DESIGN §10).
 
-Served by uvicorn exactly like the API (2 workers, uvloop, httptools with the API's one write per response,
-`notify.http_protocol`) so the ratio compares our stack's work per request with the least any asyncio Python
-endpoint must do: HTTP, JSON parse, one XADD, a JSON reply.
+Served by uvicorn exactly like the API (2 workers on a listening socket each, uvloop, httptools with the API's
+one write per response, `notify.http_protocol`) so the ratio compares our stack's work per request with the least
+any asyncio Python endpoint must do: HTTP, JSON parse, one XADD, a JSON reply.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from notify import serving
 
 STREAM = "bench:bare"
 
@@ -48,3 +51,22 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 app = Starlette(routes=[Route("/v2/notifications/email", post_email, methods=["POST"])], lifespan=lifespan)
+
+
+def main() -> None:
+    """`python -m notify.bench.bare PORT WORKERS HTTP`: serve this endpoint as `notify api` serves the API."""
+    port, workers, http = sys.argv[1:4]
+    serving.run(
+        "notify.bench.bare:app",
+        host="127.0.0.1",
+        port=int(port),
+        workers=int(workers),
+        loop="uvloop",
+        http=http,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

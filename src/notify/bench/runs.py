@@ -159,8 +159,8 @@ async def bench_ingest(stack: BenchStack, seed: Seed, options: Options, report: 
             meters[name] = meter
             if not _one_sided(counts):
                 break
-            # wrk opens its connections at once, and one of uvicorn's processes can accept them all: that run
-            # measured one core, not the endpoint. It is named in the notes and measured again.
+            # All connections on one process (hashing made it so, or a shared socket): that run measured one core,
+            # not the endpoint. It is named in the notes and measured again.
             discarded.append(f"{results[name].rate:,.0f}/s with {_spread_text(counts)}")
         spreads[name] = _spread_text(counts) + "".join(f"; measured again after {run}" for run in discarded)
     stack.check_alive()

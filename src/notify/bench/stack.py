@@ -102,9 +102,10 @@ class Managed:
     def connections_per_process(self, port: int) -> list[int]:
         """Return how many established connections to `port` each serving process holds, most first.
 
-        uvicorn's worker processes share one listening socket, and whichever wakes first accepts every
-        connection waiting: when a load generator opens all its connections at once, one process can end up
-        with all of them and the run gets about one core's worth, whatever the box has.
+        Each worker listens on a socket of its own (`notify.serving`) and Linux spreads connections by a hash of
+        their addresses. Where uvicorn's processes share one socket instead, whichever wakes first accepts every
+        connection waiting, and a load generator opening all its connections at once could leave one process
+        with nearly all of them: about one core's worth, whatever the box has.
         """
         processes = self.processes()
         counts: list[int] = []
@@ -281,14 +282,12 @@ class BenchStack:
         await self._wait_http(self.api, f"{self.api_url}/healthz")
 
     async def start_bare(self) -> None:
-        """Start the bare Starlette endpoint (uvicorn, same workers, uvloop, the API's HTTP protocol)."""
+        """Start the bare Starlette endpoint (served as the API is: same workers, sockets, loop and HTTP protocol)."""
         if self.bare is not None and self.bare.alive():
             return
         port = free_port()
-        command = [sys.executable, "-m", "uvicorn", "notify.bench.bare:app", "--port", str(port)]
         http = uvicorn_http(self.settings().api.coalesce_writes)
-        command += ["--workers", str(self.api_workers), "--loop", "uvloop", "--http", http]
-        command += ["--no-access-log", "--log-level", "warning"]
+        command = [sys.executable, "-m", "notify.bench.bare", str(port), str(self.api_workers), http]
         self.bare = self._spawn("bare", command)
         self.bare_url = f"http://127.0.0.1:{port}"
         await self._wait_port(self.bare, port)
