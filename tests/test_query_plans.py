@@ -71,6 +71,15 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
 
 
+def _shapes(nodes: list[dict[str, Any]]) -> list[tuple[str, str | None, int]]:
+    """Each node's type, index and loops: what an assertion message shows of a plan."""
+    return [(node["Node Type"], node.get("Index Name"), node["Actual Loops"]) for node in nodes]
+
+
+def _rows_read(scans: list[dict[str, Any]]) -> int:
+    return sum(node["Actual Rows"] * node["Actual Loops"] for node in scans)
+
+
 def _statements(
     created: list[uuid.UUID], sending: list[uuid.UUID], failed: list[uuid.UUID]
 ) -> dict[str, tuple[TextClause | BatchJoin, dict[str, Any]]]:
@@ -137,7 +146,7 @@ async def test_batch_statements_find_their_rows_by_key(
         for size in (BATCH, 150, 20):
             for name, (statement, params) in _statements(created[:size], sending[:size], failed[:size]).items():
                 nodes = _nodes(await _plan(session, statement, params, mode))
-                shapes = [(node["Node Type"], node.get("Index Name"), node["Actual Loops"]) for node in nodes]
+                shapes = _shapes(nodes)
                 indexes = [node.get("Index Name") or "" for node in nodes]
                 name = f"{name} of {size}"
                 assert not any("status" in index for index in indexes), f"{name}: status index {shapes}"
@@ -228,18 +237,17 @@ async def test_a_job_chunk_insert_reads_its_rows_by_key(
             )
             params = jobs.insert_parameters(shared, chunk)
             nodes = _nodes(await _plan(session, jobs._INSERT_NOTIFICATIONS, params, mode))
-            shapes = [(node["Node Type"], node.get("Index Name"), node["Actual Loops"]) for node in nodes]
+            shapes = _shapes(nodes)
             scans = [node for node in nodes if node.get("Relation Name") == "job_rows"]
             assert scans, shapes
             assert all(node["Node Type"] != "Seq Scan" for node in scans), f"reads every job's rows {shapes}"
             assert max(node["Actual Loops"] for node in nodes) <= BATCH, f"per row of the table {shapes}"
-            assert sum(node["Actual Rows"] * node["Actual Loops"] for node in scans) == BATCH, shapes
+            assert _rows_read(scans) == BATCH, shapes
             # The read that comes before: the chunk's rows in order, not the rest of the job sorted.
             read = {"job_id": job.id, "start": start, "limit": BATCH}
             nodes = _nodes(await _plan(session, jobs._ROWS, read, mode))
-            shapes = [(node["Node Type"], node.get("Index Name"), node["Actual Loops"]) for node in nodes]
             scans = [node for node in nodes if node.get("Relation Name") == "job_rows"]
-            assert sum(node["Actual Rows"] * node["Actual Loops"] for node in scans) == BATCH, shapes
+            assert _rows_read(scans) == BATCH, _shapes(nodes)
         await session.rollback()
 
 

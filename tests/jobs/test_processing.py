@@ -296,11 +296,10 @@ async def test_a_jobs_rows_are_saved_as_the_inbox_would_save_the_same_notificati
             assert job is not None
             template = await app.template_versions.get(session, job.service_id, job.template_id, job.template_version)
         assert template is not None
-        saved = await _notification_columns(sessionmaker, job_id)
-        assert [row["to"] for row in saved] == [r[0].strip() for r in rows[1:]]
-
-        # The general path: each row as a full inbox entry, through the inbox's INSERT.
         async with sessionmaker() as session, session.begin():
+            saved = await _notification_columns(session, job_id)
+            assert [row["to"] for row in saved] == [r[0].strip() for r in rows[1:]]
+            # The general path: each row as a full inbox entry, through the inbox's INSERT.
             stored = (
                 await session.execute(
                     text("SELECT row_number, recipient, personalisation, client_reference FROM job_rows ORDER BY 1")
@@ -314,16 +313,10 @@ async def test_a_jobs_rows_are_saved_as_the_inbox_would_save_the_same_notificati
     assert general == saved
 
 
-async def _notification_columns(
-    source: async_sessionmaker[AsyncSession] | AsyncSession, job_id: uuid.UUID
-) -> list[dict[str, object]]:
+async def _notification_columns(session: AsyncSession, job_id: uuid.UUID) -> list[dict[str, object]]:
     """Every column of the job's notifications but `updated_at`, by row number."""
     query = text("SELECT * FROM notifications WHERE job_id = :id ORDER BY job_row_number")
-    if isinstance(source, AsyncSession):
-        result = await source.execute(query, {"id": job_id})
-    else:
-        async with source() as session:
-            result = await session.execute(query, {"id": job_id})
+    result = await session.execute(query, {"id": job_id})
     return [{k: v for k, v in row._mapping.items() if k != "updated_at"} for row in result]
 
 
