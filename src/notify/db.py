@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Result, TextClause, func, text
+from sqlalchemy import DateTime, MetaData, Result, TextClause, event, func, text
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -49,15 +50,30 @@ def create_engine(settings: DbSettings, application_name: str) -> AsyncEngine:
     if settings.plan_cache_mode:
         server_settings["plan_cache_mode"] = settings.plan_cache_mode
     connect_args: dict[str, Any] = {"server_settings": server_settings, "command_timeout": settings.command_timeout_s}
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(settings.url),
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
-        pool_pre_ping=True,
         echo=settings.echo,
         connect_args=connect_args,
     )
+    event.listen(engine.sync_engine, "checkout", refuse_closed_connection)
+    return engine
+
+
+def refuse_closed_connection(dbapi_connection: Any, _record: object, _proxy: object) -> None:
+    """Pool checkout hook: a connection the server has closed is replaced, and the rest of the pool with it.
+
+    When PostgreSQL restarts, or ends a backend (`pg_terminate_backend`, `idle_session_timeout`), it tells the
+    client and closes the socket, and asyncpg marks the connection closed as soon as the event loop reads that:
+    checking the flag costs nothing. SQLAlchemy's `pool_pre_ping` instead sends BEGIN, an empty query and
+    ROLLBACK on every checkout, three round trips that cost more than a small transaction's own work
+    (BENCHMARKS.md, ninth session). A connection dropped without a word (a network partition) fails its next
+    statement; SQLAlchemy then renews the whole pool, and the job that ran it is retried.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise InvalidatePoolError("the server closed this connection")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -119,3 +119,7 @@ def test_latency_prints_its_figures() -> None:
     assert sent is not None, output
     assert sent.group(1) == sent.group(2)
     assert int(sent.group(1)) > 0
+    stages = re.search(
+        r"accepted\s+→\s+claimed\s+(\d+)\s+/\s+(\d+)\s+ms,\s+claimed\s+→\s+SES\s+answered\s+(\d+)", output
+    )
+    assert stages is not None, output

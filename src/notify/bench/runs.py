@@ -372,9 +372,30 @@ async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report:
     report.notes += [
         f"latency: {options.duration_s:g} s at {options.rate_per_s:g}/s offered over {options.connections} "
         f"connections; {drained.sent}/{drained.total} sent" + ("; TIMED OUT" if drained.timed_out else ""),
+        await _stages_note(stack, reference),
         _rss_note("API", [stack.api] if stack.api else []),
         _rss_note("worker", stack.workers),
     ]
+
+
+# sending_started_at is when the delivery job claimed the row: the split between the two halves of accepted → sent.
+_STAGES_SQL = """
+SELECT
+  percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY 1000 * extract(epoch FROM sending_started_at - created_at)),
+  percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY 1000 * extract(epoch FROM sent_at - sending_started_at))
+FROM notifications WHERE client_reference = :reference AND sent_at IS NOT NULL
+"""
+
+
+async def _stages_note(stack: BenchStack, reference: str) -> str:
+    """Split accepted → sent at the claim: accepted → claimed (saved, enqueued, polled) and claimed → SES answered."""
+    queued, sending = await stack.row(_STAGES_SQL, reference=reference)
+    if not isinstance(queued, list) or not isinstance(sending, list):
+        return "latency stages: no sent rows"
+    return (
+        f"latency stages, p50 / p99: accepted → claimed {queued[0]:.0f} / {queued[1]:.0f} ms, "
+        f"claimed → SES answered {sending[0]:.0f} / {sending[1]:.0f} ms"
+    )
 
 
 # -- bulk ------------------------------------------------------------------------------------------
