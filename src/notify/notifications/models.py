@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,7 +25,15 @@ class Notification(Base):
         CheckConstraint(f"notification_type IN {TEMPLATE_TYPES!r}", name="notification_type"),
         CheckConstraint(f"key_type IN {KEY_TYPES!r}", name="key_type"),
         CheckConstraint(f"lane IN {PROCESS_TYPES!r}", name="lane"),
-        UniqueConstraint("job_id", "job_row_number"),
+        # Partial: NULLs (no provider answer yet; not a job's row) are never looked up (migration 0007).
+        Index(
+            "uq_notifications_job_id_job_row_number",
+            "job_id",
+            "job_row_number",
+            unique=True,
+            postgresql_where=text("job_id IS NOT NULL"),
+        ),
+        Index("ix_notifications_reference", "reference", postgresql_where=text("reference IS NOT NULL")),
         Index("ix_notifications_service_id_created_at", "service_id", "created_at"),
         Index("ix_notifications_status_created_at", "status", "created_at"),
         Index(
@@ -52,7 +60,7 @@ class Notification(Base):
     sender: Mapped[str | None] = mapped_column(Text)
     reply_to: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), server_default=text("'created'"))
-    reference: Mapped[str | None] = mapped_column(String(255), index=True)
+    reference: Mapped[str | None] = mapped_column(String(255))
     sent_by: Mapped[str | None] = mapped_column(String(20))
     provider_response: Mapped[str | None] = mapped_column(Text)
     feedback_type: Mapped[str | None] = mapped_column(String(50))
