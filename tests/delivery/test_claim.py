@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -59,3 +60,12 @@ async def test_a_claim_reports_when_each_row_started_waiting_and_stamps_the_row_
             assert isinstance(stamped_at, datetime)
             assert stamped_at == sending_started_at
             assert stamped_at > max(waiting_since.values())
+
+
+async def test_the_claim_returns_its_columns_in_the_order_of_claimed_row_fields(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """`claim` builds each ClaimedRow by position: the RETURNING list and the dataclass must agree."""
+    async with transaction(sessionmaker) as session:
+        result = await session.execute(repository._CLAIM, {"ids": [], "notification_type": "email"})
+        assert list(result.keys()) == [field.name for field in dataclasses.fields(repository.ClaimedRow)]

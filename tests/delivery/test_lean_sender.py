@@ -433,6 +433,21 @@ async def test_a_5xx_without_a_json_body_is_transient() -> None:
     assert lean.value.message == "503: Service Unavailable"
 
 
+@pytest.mark.parametrize("answer", [b"<html>ok</html>", b'{"Id": "x"}', b"[]"], ids=["not-json", "no-id", "array"])
+async def test_a_2xx_without_a_message_id_is_transient(answer: bytes) -> None:
+    """SES may have taken the email: retried, as a timeout after it did would be."""
+
+    async def odd(_: web.Request) -> web.Response:
+        return web.Response(status=200, body=answer, content_type="application/json")
+
+    async with aws_stub.serving(odd) as url:
+        settings = AwsSettings(endpoint_url=url, access_key_id="a", secret_access_key="b")
+        async with open_both(settings) as senders:
+            with pytest.raises(TransientProviderError) as lean:
+                await senders.lean_ses.send_email(message())
+    assert lean.value.message.startswith("Unreadable SES answer: ")
+
+
 # -- wiring --------------------------------------------------------------------------------------------
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,7 +104,10 @@ class ClaimedRow:
 async def claim(session: AsyncSession, notification_type: str, ids: Sequence[uuid.UUID]) -> list[ClaimedRow]:
     """Move the rows that are still `created` (and due) to `sending` and return them."""
     result = await session.execute(_CLAIM, {"ids": list(ids), "notification_type": notification_type})
-    return [ClaimedRow(**row._mapping) for row in result]
+    # By position: RETURNING lists the columns in ClaimedRow's field order (tests/delivery/test_claim.py holds
+    # them together). Through each row's mapping it cost 8.5 µs a row against 2.4 µs.
+    rows = cast("Iterable[Sequence[Any]]", result)  # a Row unpacks as the tuple it is
+    return [ClaimedRow(*row) for row in rows]
 
 
 async def mark_sent(session: AsyncSession, sent: Sequence[tuple[uuid.UUID, str, datetime, str, str]]) -> None:
