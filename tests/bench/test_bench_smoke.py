@@ -123,3 +123,4 @@ def test_latency_prints_its_figures() -> None:
         r"accepted\s+→\s+claimed\s+(\d+)\s+/\s+(\d+)\s+ms,\s+claimed\s+→\s+SES\s+answered\s+(\d+)", output
     )
     assert stages is not None, output
+    assert re.search(r"latency\s+CPU\s+per\s+notification:\s+API\s+[\d.]+\s+ms,\s+workers", output), output

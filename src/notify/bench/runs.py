@@ -361,8 +361,12 @@ async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report:
         rate_per_s=options.rate_per_s,
     )
     before = await stack.fake_sent_emails()
+    # At a steady 1,500/s the batches are small: per-batch costs weigh more here than in e2e.
+    meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers, **stack.server_processes()})
+    meter.start()
     posted = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
     drained = await _wait_drained(stack, reference, posted.ok, before, timeout_s=max(60.0, options.duration_s * 5))
+    meter.stop()
     report.figures += [
         Figure("latency", "offered → accepted", posted.rate, "/s", options.rate_per_s, "offered rate", "1,500/s"),
         Figure("latency", "accepted → sent p50", drained.p50_ms, "ms", None, "", ""),
@@ -373,6 +377,7 @@ async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report:
         f"latency: {options.duration_s:g} s at {options.rate_per_s:g}/s offered over {options.connections} "
         f"connections; {drained.sent}/{drained.total} sent" + ("; TIMED OUT" if drained.timed_out else ""),
         await _stages_note(stack, reference),
+        "latency " + meter.note(max(drained.sent, 1), "notification"),
         _rss_note("API", [stack.api] if stack.api else []),
         _rss_note("worker", stack.workers),
     ]
