@@ -108,6 +108,11 @@ class CpuMeter:
         return f"CPU per {what}: {', '.join(parts)}; box busy {self.box_busy_pct:.0f} %, steal {self.steal_pct:.0f} %"
 
 
+def _pipeline_meter(stack: BenchStack) -> CpuMeter:
+    """Meter the API, the workers and the servers they use (PostgreSQL, Redis, the fake AWS)."""
+    return CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers, **stack.server_processes()})
+
+
 def email_body(seed: Seed, reference: str) -> bytes:
     """Return the JSON every benchmark POSTs."""
     return orjson.dumps(
@@ -313,7 +318,7 @@ async def bench_e2e(stack: BenchStack, seed: Seed, options: Options, report: Rep
 
     reference = f"bench-e2e-{uuid.uuid4().hex[:8]}"
     before = await stack.fake_sent_emails()
-    meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers, **stack.server_processes()})
+    meter = _pipeline_meter(stack)
     meter.start()
     spec = LoadSpec(stack.api_url + EMAIL_PATH, email_body(seed, reference), seed.key, options.connections, count=size)
     assert stack.api is not None
@@ -362,7 +367,7 @@ async def bench_latency(stack: BenchStack, seed: Seed, options: Options, report:
     )
     before = await stack.fake_sent_emails()
     # At a steady 1,500/s the batches are small: per-batch costs weigh more here than in e2e.
-    meter = CpuMeter({"API": [stack.api] if stack.api else [], "workers": stack.workers, **stack.server_processes()})
+    meter = _pipeline_meter(stack)
     meter.start()
     posted = await run_load(spec, use_wrk=options.use_wrk, workdir=stack.workdir)
     drained = await _wait_drained(stack, reference, posted.ok, before, timeout_s=max(60.0, options.duration_s * 5))
