@@ -26,28 +26,33 @@ depends_on: str | Sequence[str] | None = None
 
 REFERENCE = "ix_notifications_reference"
 JOB_ROW = "uq_notifications_job_id_job_row_number"
-_BUILDING = "_building"
+_RENAME = "ALTER INDEX {building} RENAME TO {name}"
 
 
-def _swap_index(name: str, definition: str, drop_old: str) -> None:
-    """Build `definition` as `name` + _BUILDING concurrently, run `drop_old`, then give it the old name."""
-    building = name + _BUILDING
+def _swap_index(name: str, create: str, drop_old: str, adopt: str = _RENAME) -> None:
+    """Build `create` concurrently as `name`_building, run `drop_old`, then `adopt` it as `name`.
+
+    `create` and `adopt` are formatted with `building` and `name`. A half-built index left by an interrupted run is
+    dropped first.
+    """
+    building = f"{name}_building"
     op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {building}")
-    op.execute(definition.format(name=building))
+    op.execute(create.format(building=building, name=name))
     op.execute(drop_old)
-    op.execute(f"ALTER INDEX {building} RENAME TO {name}")
+    op.execute(adopt.format(building=building, name=name))
 
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
         _swap_index(
             REFERENCE,
-            "CREATE INDEX CONCURRENTLY {name} ON notifications (reference) WHERE reference IS NOT NULL",
+            "CREATE INDEX CONCURRENTLY {building} ON notifications (reference) WHERE reference IS NOT NULL",
             f"DROP INDEX CONCURRENTLY IF EXISTS {REFERENCE}",
         )
         _swap_index(
             JOB_ROW,
-            "CREATE UNIQUE INDEX CONCURRENTLY {name} ON notifications (job_id, job_row_number) WHERE job_id IS NOT NULL",
+            "CREATE UNIQUE INDEX CONCURRENTLY {building} ON notifications (job_id, job_row_number)"
+            " WHERE job_id IS NOT NULL",
             f"ALTER TABLE notifications DROP CONSTRAINT IF EXISTS {JOB_ROW}",
         )
 
@@ -56,12 +61,13 @@ def downgrade() -> None:
     with op.get_context().autocommit_block():
         _swap_index(
             REFERENCE,
-            "CREATE INDEX CONCURRENTLY {name} ON notifications (reference)",
+            "CREATE INDEX CONCURRENTLY {building} ON notifications (reference)",
             f"DROP INDEX CONCURRENTLY IF EXISTS {REFERENCE}",
         )
-        building = JOB_ROW + _BUILDING
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {building}")
-        op.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {building} ON notifications (job_id, job_row_number)")
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {JOB_ROW}")
-        # The constraint takes the index over and renames it.
-        op.execute(f"ALTER TABLE notifications ADD CONSTRAINT {JOB_ROW} UNIQUE USING INDEX {building}")
+        _swap_index(
+            JOB_ROW,
+            "CREATE UNIQUE INDEX CONCURRENTLY {building} ON notifications (job_id, job_row_number)",
+            f"DROP INDEX CONCURRENTLY IF EXISTS {JOB_ROW}",
+            # The constraint takes the index over and renames it.
+            adopt="ALTER TABLE notifications ADD CONSTRAINT {name} UNIQUE USING INDEX {building}",
+        )
