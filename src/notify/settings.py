@@ -73,6 +73,10 @@ class RedisSettings(BaseModel):
     retry_after_s: int = 5
     # The API sends the rate-limit script and XADD of concurrent requests in one write per loop turn.
     batch_commands: bool = True
+    # The limits script also adds the accepted entry to its inbox stream: one round trip per POST instead of two.
+    # Turn off when Redis routes keys by hash slot (Redis Cluster, a slot-aware proxy): the inbox streams and a
+    # service's limit keys are then on different slots, which one script cannot touch together.
+    append_in_limits_script: bool = True
 
 
 class AwsSettings(BaseModel):

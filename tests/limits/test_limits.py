@@ -30,6 +30,12 @@ from tests.servers import Servers
 TWO_FRAGMENTS = "x" * 170
 
 
+@pytest.fixture(params=[True, False], ids=["append-in-script", "xadd-after-script"])
+def settings(servers: Servers, clean: None, request: pytest.FixtureRequest) -> Settings:
+    """Every HTTP test here runs with the inbox entry added by the limits script, and by an XADD of its own."""
+    return make_settings(servers, redis=RedisSettings(url=servers.redis_url, append_in_limits_script=request.param))
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"ApiKey-v1 {key}"}
 
@@ -121,7 +127,7 @@ async def test_the_window_slides() -> None:
 
 
 async def test_daily_email_limit_is_429_until_midnight(
-    client: AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    client: AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
     sample = await create_sample(sessionmaker, settings)
     await set_limits(sessionmaker, sample, email_daily_limit=2)
@@ -138,6 +144,7 @@ async def test_daily_email_limit_is_429_until_midnight(
     to_midnight = (datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC) - now).total_seconds()
     assert abs(int(refused.headers["Retry-After"]) - to_midnight) <= 5
     assert an_sms.status_code == 201
+    assert (await redis.xlen("inbox:email:normal"), await redis.xlen("inbox:sms:normal")) == (2, 1)
 
 
 async def test_daily_sms_limit_counts_fragments(
@@ -221,7 +228,7 @@ async def test_limits_reload_their_script_after_a_flush_and_race_safely_in_one_b
     now = datetime.now(UTC)
     async with CommandBatcher(redis) as batcher:
         results = await asyncio.gather(
-            *(limits.enforce(batcher, service, "normal", "email", 1, now=now) for _ in range(5)),
+            *(limits.enforce(batcher, service, "normal", "email", 1, now=now, append=_append(n)) for n in range(5)),
             return_exceptions=True,
         )
     accepted = [r for r in results if isinstance(r, limits.Usage)]
@@ -229,3 +236,26 @@ async def test_limits_reload_their_script_after_a_flush_and_race_safely_in_one_b
     assert (len(accepted), len(refused)) == (3, 2), results
     assert (await redis.script_exists(limits.SCRIPT_SHA)) == [True], "EVAL cached the script again"
     assert int(await redis.get(limits.daily_key(service.id, "email", now.date().isoformat())) or 0) == 3
+    added = await redis.xrange("stream:test")
+    assert len(added) == 3, "the script added an entry for each accepted request, through EVAL too"
+    assert {fields[b"n"] for _, fields in added} <= {b"entry-0", b"entry-1", b"entry-2", b"entry-3", b"entry-4"}
+
+
+def _append(n: int) -> limits.Append:
+    return limits.Append("stream:test", b"n", f"entry-{n}".encode())
+
+
+async def test_the_script_adds_the_entry_only_when_the_request_is_accepted(redis: Redis, clean: None) -> None:
+    service = _service(rate_limit=2)  # daily limit 10
+    now = datetime.now(UTC)
+    day_key = limits.daily_key(service.id, "sms", now.date().isoformat())
+    await limits.enforce(redis, service, "normal", "sms", 9, now=now, append=_append(0))
+    with pytest.raises(TooManyRequestsError):
+        await limits.enforce(redis, service, "normal", "sms", 2, now=now, append=_append(1))
+    with pytest.raises(RequestRateLimitError):
+        await limits.enforce(redis, service, "normal", "sms", 1, now=now, append=_append(2))
+    test_key = await limits.enforce(redis, service, "test", "sms", 5, now=now, append=_append(3))
+
+    assert [fields[b"n"] for _, fields in await redis.xrange("stream:test")] == [b"entry-0", b"entry-3"]
+    assert int(await redis.get(day_key) or 0) == 9, "neither refusal nor the test key moved today's counter"
+    assert test_key.requests_in_window == 1

@@ -61,6 +61,11 @@ async def ensure_groups(redis: Redis) -> None:
 async def publish(redis: Commands, entry: InboxEntry) -> None:
     """XADD an accepted notification to its lane's inbox stream (`redis` may be the API's command batcher)."""
     await redis.execute_command("XADD", Stream(entry.notification_type, entry.lane).inbox, "*", FIELD, entry.to_bytes())
+    count_accepted(entry)
+
+
+def count_accepted(entry: InboxEntry) -> None:
+    """Count a notification added to its inbox stream (by `publish`, or by the limits script)."""
     metrics.ACCEPTED.labels(entry.notification_type, entry.lane).inc()
 
 

@@ -4,9 +4,13 @@ The rate limit is GC Notify's sliding window: a sorted set per service and key t
 request of the last interval; rejected requests count too, so a client that keeps hammering stays limited.
 The daily counters are keyed by the UTC date and only move when the request is accepted. Both live in one Lua
 script, so a request costs a single command and two racing API processes can never both take the last slot.
-Keys share a `{service_id}` hash tag so the script also runs on Redis Cluster. The script goes by its SHA
-(`EVALSHA`), so it can ride in the API's command batches; when Redis has forgotten it (a restart, `SCRIPT
-FLUSH`) the request sends the body once with `EVAL`, which also caches it again.
+Keys share a `{service_id}` hash tag so the script also runs on Redis Cluster.
+
+The script can also add the accepted request's inbox entry (`append`), so a POST is one command instead of two.
+The stream's key has no such hash tag: that is for a Redis that does not route keys by slot
+(`NOTIFY_REDIS__APPEND_IN_LIMITS_SCRIPT`). The script goes by its SHA (`EVALSHA`), so it can ride in the API's
+command batches; when Redis has forgotten it (a restart, `SCRIPT FLUSH`) the request sends the body once with
+`EVAL`, which also caches it again.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 from redis.exceptions import NoScriptError
 
@@ -25,8 +30,10 @@ from notify.limits.exceptions import RequestRateLimitError, TooManyRequestsError
 from notify.redis import Commands
 from notify.services.context import ServiceContext
 
-# KEYS[1]: the request window (sorted set); KEYS[2], optional: today's counter for the notification type.
-# ARGV: now (ms), window (ms), rate limit, member, daily limit, units, counter TTL (s).
+# KEYS[1]: the request window (sorted set); KEYS[2], when ARGV[8] is '1': today's counter for the notification
+# type; the last key, when ARGV[9] is given: the stream an accepted request's entry is added to.
+# ARGV: now (ms), window (ms), rate limit, member, daily limit, units, counter TTL (s), count daily ('1' or '0'),
+# then optionally the entry's field and value.
 # Returns {0, count} accepted, {1, retry_after_ms} over the rate limit, {2, used} over the daily limit.
 _LUA = """
 local now = tonumber(ARGV[1])
@@ -40,7 +47,7 @@ if count > limit then
   local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
   return {1, tonumber(oldest[2]) + window - now}
 end
-if #KEYS > 1 then
+if ARGV[8] == '1' then
   local units = tonumber(ARGV[6])
   local used = tonumber(redis.call('GET', KEYS[2]) or '0')
   if used + units > tonumber(ARGV[5]) then
@@ -49,10 +56,21 @@ if #KEYS > 1 then
   redis.call('INCRBY', KEYS[2], units)
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
 end
+if ARGV[9] then
+  redis.call('XADD', KEYS[#KEYS], '*', ARGV[9], ARGV[10])
+end
 return {0, count}
 """
 
 SCRIPT_SHA = hashlib.sha1(_LUA.encode()).hexdigest()  # Redis names scripts by their SHA-1
+
+
+class Append(NamedTuple):
+    """A stream entry to add when the request is accepted: the stream, then its one field and value."""
+
+    stream: str
+    field: bytes
+    value: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +90,7 @@ def daily_key(service_id: object, notification_type: str, day: str) -> str:
     return f"limits:{{{service_id}}}:daily:{notification_type}:{day}"
 
 
-async def _run_script(redis: Commands, keys: list[str], args: list[str | int]) -> list[int]:
+async def _run_script(redis: Commands, keys: list[str], args: list[str | int | bytes]) -> list[int]:
     try:
         reply: list[int] = await redis.execute_command("EVALSHA", SCRIPT_SHA, len(keys), *keys, *args)
     except NoScriptError:
@@ -119,24 +137,27 @@ async def enforce(
     interval_s: int = 60,
     count_daily: bool = True,
     now: datetime | None = None,
+    append: Append | None = None,
 ) -> Usage:
     """Count one request against the rate limit and `units` against today's limit, or raise a 429.
 
     Test keys are rate limited (per key type, like every key) but never counted against the daily limits;
-    `count_daily=False` skips the daily counter for other reasons (simulated recipients).
-    Redis errors propagate: the caller turns them into a 503.
+    `count_daily=False` skips the daily counter for other reasons (simulated recipients). `append` is added to
+    its stream, in the same script, only when the request is accepted. Redis errors propagate: the caller turns
+    them into a 503.
     """
     now = now or datetime.now(UTC)
     timestamp = now.timestamp()
     now_ms = int(timestamp * 1000)
     day, midnight = _day(now.date())
     keys = [rate_key(service.id, key_type)]
-    if count_daily and key_type != "test":
+    daily = count_daily and key_type != "test"
+    if daily:
         keys.append(daily_key(service.id, notification_type, day))
     to_midnight_s = max(1, math.ceil(midnight - timestamp))
     daily_limit = _daily_limit(service, notification_type)
     member = f"{now_ms}-{_members.prefix}-{next(_members.counter)}"
-    args: list[str | int] = [
+    args: list[str | int | bytes] = [
         now_ms,
         interval_s * 1000,
         service.rate_limit,
@@ -144,7 +165,11 @@ async def enforce(
         daily_limit,
         units,
         to_midnight_s + 3600,
+        "1" if daily else "0",
     ]
+    if append is not None:
+        keys.append(append.stream)
+        args += [append.field, append.value]
     outcome, value = await _run_script(redis, keys, args)
     if outcome == 1:
         retry_after_s = max(1, math.ceil(int(value) / 1000))

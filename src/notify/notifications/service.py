@@ -45,7 +45,17 @@ def _uri(base_url: str, path: str) -> str:
 async def _publish(
     state: ApiState, caller: Caller, entry: InboxEntry, units: int = 1, *, simulated: bool = False
 ) -> None:
-    """Enforce the limits and XADD the entry; a simulated recipient only counts against the rate limit."""
+    """Enforce the limits and XADD the entry; a simulated recipient only counts against the rate limit.
+
+    With `NOTIFY_REDIS__APPEND_IN_LIMITS_SCRIPT` (the default) the limits script adds the entry itself, in the
+    same round trip; otherwise the XADD follows as a command of its own.
+    """
+    one_script = state.settings.redis.append_in_limits_script and not simulated
+    append = (
+        limits.Append(streams.Stream(entry.notification_type, entry.lane).inbox, streams.FIELD, entry.to_bytes())
+        if one_script
+        else None
+    )
     try:
         await limits.enforce(
             state.commands,
@@ -56,11 +66,15 @@ async def _publish(
             interval_s=state.settings.limits.rate_interval_s,
             count_daily=not simulated,
             now=entry.created_at,
+            append=append,
         )
         if simulated:
             log.info("notify.api.simulated", notification_id=str(entry.id), type=entry.notification_type)
             return
-        await streams.publish(state.commands, entry)
+        if one_script:
+            streams.count_accepted(entry)
+        else:
+            await streams.publish(state.commands, entry)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.error("notify.api.redis_unavailable", error=type(exc).__name__)
         raise ServiceUnavailableError(
