@@ -110,8 +110,13 @@ async def claim(session: AsyncSession, notification_type: str, ids: Sequence[uui
     return [ClaimedRow(*row) for row in rows]
 
 
-async def mark_sent(session: AsyncSession, sent: Sequence[tuple[uuid.UUID, str, datetime, str, str]]) -> None:
-    """Record `(id, provider reference, sent_at, sent_by, new status)` for each sent notification."""
+async def mark_sent(
+    session: AsyncSession, sent: Sequence[tuple[uuid.UUID, str, datetime, str, str]], *, last: bool = False
+) -> None:
+    """Record `(id, provider reference, sent_at, sent_by, new status)` for each sent notification.
+
+    `last=True` when the transaction commits right after (see `BatchJoin`).
+    """
     if not sent:
         return
     await _MARK_SENT.execute(
@@ -123,6 +128,7 @@ async def mark_sent(session: AsyncSession, sent: Sequence[tuple[uuid.UUID, str, 
             "sent_by": [row[3] for row in sent],
             "statuses": [row[4] for row in sent],
         },
+        last=last,
     )
 
 

@@ -131,7 +131,7 @@ class SentWriter:
         batch, self._pending = self._pending, []
         try:
             async with transaction(self._app.sessionmaker) as session:
-                await repository.mark_sent(session, batch)
+                await repository.mark_sent(session, batch, last=True)
         except Exception:
             self._pending = batch + self._pending
             raise
