@@ -7,9 +7,11 @@ import time
 
 import pytest
 from httpx import AsyncClient
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify.context import WorkerContext
+from notify.inbox import service as inbox_service
 from notify.inbox.streams import Stream
 from notify.inbox.tasks import beat_duration_s, make_beat
 from notify.settings import Settings
@@ -49,3 +51,11 @@ async def test_a_notification_accepted_at_the_end_of_the_second_is_saved_by_that
     assert await asyncio.wait_for(job, timeout=5) == 1
     assert time.monotonic() - started == pytest.approx(worker.beat_interval_s + overlap_s, abs=0.5)
     assert await saved_count(sessionmaker) == 1
+
+
+async def test_a_beat_on_an_idle_lane_waits_in_few_reads(worker_ctx: WorkerContext, redis: Redis) -> None:
+    """Each read blocks until an entry comes or 0.5 s pass: a quiet lane is not asked ten times a second."""
+    before = (await redis.info("commandstats")).get("cmdstat_xreadgroup", {}).get("calls", 0)
+    assert await inbox_service.beat(worker_ctx, Stream("sms", "bulk"), 1.2) == 0
+    reads = (await redis.info("commandstats"))["cmdstat_xreadgroup"]["calls"] - before
+    assert 1 <= reads <= 4, reads
