@@ -71,7 +71,7 @@ class RedisSettings(BaseModel):
     max_connections: int = 200
     socket_timeout_s: float = 5.0
     retry_after_s: int = 5
-    # The API sends the rate-limit script and XADD of concurrent requests in one write per loop turn.
+    # The API sends the Redis commands of concurrent requests (limits script, XADD) in one write per loop turn.
     batch_commands: bool = True
     # The limits script also adds the accepted entry to its inbox stream: one round trip per POST instead of two.
     # Turn off when Redis routes keys by hash slot (Redis Cluster, a slot-aware proxy): the inbox streams and a

@@ -68,7 +68,7 @@ async def save_batch(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry]
 
 # How long one read waits for a lane with nothing in it. A read returns as soon as an entry arrives, so this
 # costs no latency; it bounds how soon a stopping worker's beats return, and how often an idle lane is asked
-# again. At 0.1 s the five idle lanes of a busy worker cost it about 10 ms of CPU a second more than at 0.5 s.
+# again: an idle worker spent 39-45 ms of CPU a second at 0.1 s, 30-31 ms at 0.5 s (BENCHMARKS.md, tenth session).
 IDLE_BLOCK_S = 0.5
 
 
