@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from notify import migrations
 from notify.app import create_app
 from notify.context import WorkerContext
+from notify.db import create_engine
 from notify.embedded import EmbeddedAws, EmbeddedPostgres, EmbeddedRedis
 from notify.models import Base
 from notify.settings import (
@@ -86,6 +87,14 @@ def settings(servers: Servers, clean: None) -> Settings:
 @pytest.fixture(scope="session")
 async def engine(servers: Servers) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(servers.database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def one_connection_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine built as the processes build theirs (`notify.db.create_engine`), with a pool of one connection."""
+    engine = create_engine(settings.db.model_copy(update={"pool_size": 1, "max_overflow": 0}), "test.one_connection")
     yield engine
     await engine.dispose()
 

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from notify.db import batch_join, create_engine, create_sessionmaker, transaction
-from notify.settings import Settings
+from notify.db import batch_join, create_sessionmaker, transaction
 
 _COUNT = batch_join("SELECT count(*) FROM unnest(CAST(:ids AS int[])) AS u(id)")
 _SHOW = text("SHOW enable_nestloop")
-
-
-@pytest.fixture
-async def one_connection(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings.db.model_copy(update={"pool_size": 1, "max_overflow": 0}), "test.batch_join")
-    yield engine
-    await engine.dispose()
 
 
 def _record(engine: AsyncEngine) -> list[str]:
@@ -38,17 +28,17 @@ async def _count(session: AsyncSession, *, last: bool) -> int:
     return int(result.scalar_one())
 
 
-async def test_nested_loops_are_back_on_for_the_next_statement(one_connection: AsyncEngine) -> None:
-    statements = _record(one_connection)
-    async with transaction(create_sessionmaker(one_connection)) as session:
+async def test_nested_loops_are_back_on_for_the_next_statement(one_connection_engine: AsyncEngine) -> None:
+    statements = _record(one_connection_engine)
+    async with transaction(create_sessionmaker(one_connection_engine)) as session:
         assert await _count(session, last=False) == 3
         assert await session.scalar(_SHOW) == "on"
     assert statements[2] == "SET LOCAL enable_nestloop TO DEFAULT"
 
 
-async def test_after_a_last_statement_the_commit_puts_them_back(one_connection: AsyncEngine) -> None:
-    sessionmaker = create_sessionmaker(one_connection)
-    statements = _record(one_connection)
+async def test_after_a_last_statement_the_commit_puts_them_back(one_connection_engine: AsyncEngine) -> None:
+    sessionmaker = create_sessionmaker(one_connection_engine)
+    statements = _record(one_connection_engine)
     async with transaction(sessionmaker) as session:
         assert await _count(session, last=True) == 3
     assert statements == ["SET LOCAL enable_nestloop = off", "SELECT count(*) FROM unnest(CAST($1 AS int[])) AS u(id)"]

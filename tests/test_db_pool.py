@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from notify.db import create_engine, create_sessionmaker, transaction
-from notify.settings import Settings
-
-
-@pytest.fixture
-async def process_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings.db.model_copy(update={"pool_size": 1, "max_overflow": 0}), "test.pool")
-    yield engine
-    await engine.dispose()
+from notify.db import create_sessionmaker, transaction
 
 
 async def _backend_pid(engine: AsyncEngine) -> int:
@@ -28,10 +18,10 @@ async def _backend_pid(engine: AsyncEngine) -> int:
     return pid
 
 
-async def test_a_checkout_sends_nothing_to_the_server(process_engine: AsyncEngine) -> None:
+async def test_a_checkout_sends_nothing_to_the_server(one_connection_engine: AsyncEngine) -> None:
     """A transaction of one statement is BEGIN, the statement and COMMIT: no ping (BEGIN; ; ROLLBACK) before it."""
-    await _backend_pid(process_engine)  # the pool now holds one connection that is no longer fresh
-    async with process_engine.connect() as connection:
+    await _backend_pid(one_connection_engine)  # the pool now holds one connection that is no longer fresh
+    async with one_connection_engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
     queries: list[str] = []
@@ -41,18 +31,18 @@ async def test_a_checkout_sends_nothing_to_the_server(process_engine: AsyncEngin
 
     raw.add_query_logger(record)
     try:
-        await _backend_pid(process_engine)
+        await _backend_pid(one_connection_engine)
     finally:
         raw.remove_query_logger(record)
     assert [q for q in queries if "pg_backend_pid" not in q and not q.startswith(("BEGIN", "COMMIT"))] == []
 
 
 async def test_a_connection_the_server_ended_is_replaced_at_checkout(
-    process_engine: AsyncEngine, engine: AsyncEngine
+    one_connection_engine: AsyncEngine, engine: AsyncEngine
 ) -> None:
     """pg_terminate_backend (what a restart or an idle timeout does to every connection): the next transaction runs."""
-    first = await _backend_pid(process_engine)
-    async with process_engine.connect() as connection:
+    first = await _backend_pid(one_connection_engine)
+    async with one_connection_engine.connect() as connection:
         pooled = (await connection.get_raw_connection()).driver_connection
     assert pooled is not None
     async with engine.connect() as admin:
@@ -63,5 +53,5 @@ async def test_a_connection_the_server_ended_is_replaced_at_checkout(
         await asyncio.sleep(0.01)
     assert pooled.is_closed()
 
-    second = await _backend_pid(process_engine)
+    second = await _backend_pid(one_connection_engine)
     assert second != first
