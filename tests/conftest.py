@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from arq import create_pool
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -21,6 +20,7 @@ from notify.app import create_app
 from notify.context import WorkerContext
 from notify.db import create_engine
 from notify.embedded import EmbeddedAws, EmbeddedPostgres, EmbeddedRedis
+from notify.job_queue import create_queue
 from notify.models import Base
 from notify.settings import (
     ApiSettings,
@@ -135,7 +135,7 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 
 @pytest.fixture
 async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(arq_redis_settings(settings))
+    pool = await create_queue(arq_redis_settings(settings))
     yield pool
     await pool.aclose()
 

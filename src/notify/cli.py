@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from arq import create_pool
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify import migrations
+from notify import job_queue, migrations
 from notify import worker as worker_module
 from notify.admin import cli as admin_cli
 from notify.admin import safelist as admin_safelist
@@ -135,7 +134,7 @@ async def _poll_receipts(
     settings: Settings, queues: list[receipts_command.ReceiptQueue]
 ) -> list[receipts_command.QueueRun]:
     """Open the worker's resources (callbacks are enqueued on arq's queue), poll, close everything."""
-    queue = await create_pool(worker_module.arq_redis_settings(settings))
+    queue = await job_queue.create_queue(worker_module.arq_redis_settings(settings))
     try:
         async with worker_module.worker_resources(settings, queue) as context:
             return await receipts_command.poll_queues(context, queues)

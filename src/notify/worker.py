@@ -13,7 +13,7 @@ from arq.connections import RedisSettings as ArqRedisSettings
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 
-from notify import aws, logging, sentry
+from notify import aws, job_queue, logging, sentry
 from notify.attachments.storage import AttachmentStorage
 from notify.callbacks import tasks as callback_tasks
 from notify.context import WorkerContext
@@ -36,27 +36,69 @@ EVERY_SECOND = set(range(60))
 
 
 class NotifyWorker(GracefulWorker):
-    """arq's Worker, with its job pick-up checking in one round trip which due jobs are already running.
+    """arq's Worker, with a job picked up in one round trip, and the due jobs already running passed over in one.
 
     Every poll (`NOTIFY_WORKER__POLL_DELAY_S`) arq reads the due job ids, and a job stays among them until it
-    finishes. For each, it opens a pipeline and sends WATCH, EXISTS and ZSCORE (and UNWATCH when the job runs
-    already), one round trip each, before it learns the job is running, here or in another worker. The
-    `beat-inbox-*` jobs run through every second, and delivery batches for tens of milliseconds, so most of
-    those round trips found a running job: about 9 % of a worker's CPU in `bench e2e`. Here the jobs this
-    worker runs are skipped outright, and the others' in-progress keys are read in one pipelined round trip;
-    arq's own WATCH/MULTI pick-up still decides for every job left, so two workers never start the same job.
+    finishes. For each, arq opens a pipeline and sends WATCH, EXISTS and ZSCORE, one round trip each, before it
+    learns the job is running, here or in another worker, then MULTI/PSETEX/EXEC to take it. The `beat-inbox-*`
+    jobs run through every second, and delivery batches for tens of milliseconds, so most of those round trips
+    found a running job: about 9 % of a worker's CPU in `bench e2e`. Here the jobs this worker runs are skipped
+    outright, the others' in-progress keys are read in one pipelined round trip, and each job left is taken by
+    one script (`notify.job_queue.JobStarter`) that makes arq's checks and write atomically, so two workers never
+    start the same job. Its pool is a `notify.job_queue.JobQueue`, so the jobs enqueue in one round trip too.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._job_starter: job_queue.JobStarter | None = None
+
+    async def main(self) -> None:
+        """Open the pool as a `JobQueue` (arq would open a plain `ArqRedis`), then run arq's main loop."""
+        if self._pool is None:
+            self._pool = await job_queue.create_queue(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        await super().main()
+
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Drop the due jobs that are already running, then start the rest as arq does."""
-        waiting = [job_id for job_id in job_ids if job_id.decode() not in self.tasks]
-        if waiting:
-            async with self.pool.pipeline(transaction=False) as pipe:
-                for job_id in waiting:
-                    pipe.exists(in_progress_key_prefix + job_id.decode())
-                running = await pipe.execute()
-            waiting = [job_id for job_id, in_progress in zip(waiting, running, strict=True) if not in_progress]
-        await super().start_jobs(waiting)
+        """Drop the due jobs that are already running, then start the rest as arq does, one round trip each."""
+        waiting = [due for due in job_ids if due.decode() not in self.tasks]
+        if not waiting:
+            return
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for due in waiting:
+                pipe.exists(in_progress_key_prefix + due.decode())
+            running = await pipe.execute()
+        if self._job_starter is None:
+            self._job_starter = job_queue.JobStarter(self.pool)
+        starter = self._job_starter
+        timeout_ms = int(self.in_progress_timeout_s * 1000)
+        for waiting_id, in_progress in zip(waiting, running, strict=True):
+            if in_progress:
+                continue
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = waiting_id.decode()
+            try:
+                score = await starter(self.queue_name, job_id, timeout_ms)
+            except BaseException:
+                self.job_counter -= 1
+                self.sem.release()
+                raise
+            if score is None:  # started by another worker meanwhile, finished and gone, or deferred again
+                self.job_counter -= 1
+                self.sem.release()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
 
 def arq_redis_settings(settings: Settings) -> ArqRedisSettings:
@@ -237,13 +279,11 @@ def run(settings: Settings, *, burst: bool = False) -> None:
 
 async def _drain_then_run(settings: Settings, worker: Worker) -> None:
     """Burst mode: save everything waiting in the inbox streams, then run the jobs that are due."""
-    from arq import create_pool
-
-    queue = await create_pool(arq_redis_settings(settings))
+    pool = await job_queue.create_queue(arq_redis_settings(settings))
     try:
-        async with worker_resources(settings, queue) as app:
+        async with worker_resources(settings, pool) as app:
             await inbox_service.drain(app)
     finally:
-        await queue.aclose()
+        await pool.aclose()
     await worker.async_run()
     await worker.close()

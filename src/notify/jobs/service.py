@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import pydantic
 import redis.exceptions
 import structlog
-from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify.auth.service import Caller
 from notify.db import cache_foreign_key_check_plans, transaction
 from notify.errors import BadRequestError, NotFoundError, ServiceUnavailableError, ValidationError
+from notify.job_queue import JobQueue
 from notify.jobs import csv, repository
 from notify.jobs.models import PENDING, SCHEDULED, Job
 from notify.jobs.schemas import ApiKeyRef, JobResponse, PostBulkRequest, ServiceName, StatusCount
@@ -32,9 +32,9 @@ log = structlog.get_logger(__name__)
 _INSERT_CHUNK = 1000
 
 
-def queue_for(redis: Redis) -> ArqRedis:
+def queue_for(redis: Redis) -> JobQueue:
     """Return an arq queue handle sharing the API's Redis connection pool."""
-    return ArqRedis(redis.connection_pool)
+    return JobQueue(redis.connection_pool)
 
 
 def process_job_id(job_id: uuid.UUID) -> str:

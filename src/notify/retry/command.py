@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from arq import create_pool
 from arq.connections import RedisSettings as ArqRedisSettings
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from notify.db import create_engine, create_sessionmaker
+from notify.job_queue import create_queue
 from notify.retry import service
 from notify.retry.repository import Candidate
 from notify.settings import Settings
@@ -34,7 +34,7 @@ async def _run(
         if total == 0:
             console.print("No failed notifications match: nothing to retry.")
             return 0
-        queue = await create_pool(ArqRedisSettings.from_dsn(settings.redis.url))
+        queue = await create_queue(ArqRedisSettings.from_dsn(settings.redis.url))
         try:
             with Progress(
                 TextColumn("Retrying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
