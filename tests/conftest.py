@@ -20,7 +20,7 @@ from notify.app import create_app
 from notify.context import WorkerContext
 from notify.db import create_engine
 from notify.embedded import EmbeddedAws, EmbeddedPostgres, EmbeddedRedis
-from notify.job_queue import create_queue
+from notify.job_queue import JobQueue, create_queue
 from notify.models import Base
 from notify.settings import (
     ApiSettings,
@@ -134,7 +134,7 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 
 
 @pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
+async def queue(settings: Settings) -> AsyncIterator[JobQueue]:
     pool = await create_queue(arq_redis_settings(settings))
     yield pool
     await pool.aclose()

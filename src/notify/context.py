@@ -35,6 +35,7 @@ class WorkerContext:
     s3: AttachmentStorage | None = None  # attachments bucket; its client opens on the first file
     sqs: Any = None  # aioboto3 SQS client of the receipt pollers
     receipt_sqs: ReceiptQueueClient | None = None  # their ReceiveMessage and DeleteMessageBatch (lean by default)
+    save_engine: AsyncEngine | None = None  # inbox saves in autocommit (`db.create_save_engine`); None: on `engine`
 
 
 def from_ctx(ctx: dict[str, Any]) -> WorkerContext:

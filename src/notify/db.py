@@ -46,13 +46,32 @@ def new_id() -> uuid.UUID:
 
 def create_engine(settings: DbSettings, application_name: str) -> AsyncEngine:
     """Create the process's engine, labelled so `pg_stat_activity` shows who is connected."""
+    return _engine(settings, application_name, settings.plan_cache_mode, settings.pool_size)
+
+
+def create_save_engine(settings: DbSettings, application_name: str) -> AsyncEngine | None:
+    """Create a worker's engine for saving batches: autocommit, and foreign-key check plans cached (or None).
+
+    An inbox batch is saved by one INSERT, atomic on its own, so it needs no BEGIN and COMMIT around it: on these
+    connections it is one round trip instead of four (BEGIN, `SET LOCAL plan_cache_mode`, INSERT, COMMIT), on
+    the path of every notification from accepted to sent. Their `plan_cache_mode` is `auto` from the start, for
+    the foreign-key checks (see `cache_foreign_key_check_plans`); only statements that read no table, or one
+    row by its key, may run here. None when `save_pool_size` is 0 or `plan_cache_mode` is left to the server.
+    """
+    if settings.save_pool_size <= 0 or not settings.plan_cache_mode:
+        return None
+    engine = _engine(settings, application_name, "auto", settings.save_pool_size)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _engine(settings: DbSettings, application_name: str, plan_cache_mode: str, pool_size: int) -> AsyncEngine:
     server_settings = {"application_name": application_name}
-    if settings.plan_cache_mode:
-        server_settings["plan_cache_mode"] = settings.plan_cache_mode
+    if plan_cache_mode:
+        server_settings["plan_cache_mode"] = plan_cache_mode
     connect_args: dict[str, Any] = {"server_settings": server_settings, "command_timeout": settings.command_timeout_s}
     engine = create_async_engine(
         sqlalchemy_url(settings.url),
-        pool_size=settings.pool_size,
+        pool_size=pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
         echo=settings.echo,

@@ -62,6 +62,11 @@ class DbSettings(BaseModel):
     # keeps walking the whole table once a bulk job has filled it. Empty: the server's own setting (for poolers
     # that refuse startup parameters).
     plan_cache_mode: str = "force_custom_plan"
+    # Each worker saves inbox batches on connections of its own, each batch as one statement in autocommit (one
+    # round trip instead of four), with `plan_cache_mode=auto` set when they connect (see `db.create_save_engine`).
+    # 0, or an empty `plan_cache_mode` (a pooler that refuses startup parameters): the save takes a transaction
+    # on the worker's main pool and sets it with SET LOCAL.
+    save_pool_size: int = 4
 
 
 class RedisSettings(BaseModel):

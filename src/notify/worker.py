@@ -17,7 +17,7 @@ from notify import aws, job_queue, logging, sentry
 from notify.attachments.storage import AttachmentStorage
 from notify.callbacks import tasks as callback_tasks
 from notify.context import WorkerContext
-from notify.db import create_engine, create_sessionmaker
+from notify.db import create_engine, create_save_engine, create_sessionmaker
 from notify.delivery import lean
 from notify.delivery import tasks as delivery_tasks
 from notify.inbox import service as inbox_service
@@ -112,6 +112,9 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.db, application_name="notify.worker")
         stack.push_async_callback(engine.dispose)
+        save_engine = create_save_engine(settings.db, application_name="notify.worker.save")
+        if save_engine is not None:
+            stack.push_async_callback(save_engine.dispose)
         redis = create_redis(settings.redis, client_name="notify.worker")
         stack.push_async_callback(redis.aclose)
         session = aws.create_session(settings.aws)
@@ -134,6 +137,7 @@ async def worker_resources(settings: Settings, queue: Any) -> AsyncIterator[Work
             s3=s3,
             sqs=sqs,
             receipt_sqs=receipt_sqs,
+            save_engine=save_engine,
         )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from notify.inbox.schemas import InboxEntry
 
@@ -36,7 +36,7 @@ _INSERT = text(
 )
 
 
-async def insert_batch(session: AsyncSession, entries: Sequence[InboxEntry]) -> list[uuid.UUID]:
+async def insert_batch(session: AsyncSession | AsyncConnection, entries: Sequence[InboxEntry]) -> list[uuid.UUID]:
     """Insert the entries that are not saved yet; return the ids of the rows this call created."""
     if not entries:
         return []

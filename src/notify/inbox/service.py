@@ -53,9 +53,13 @@ async def save_batch(app: WorkerContext, stream: Stream, raw: Sequence[RawEntry]
     if not parsed:
         return []
     entries = [entry for _, entry in parsed]
-    async with transaction(app.sessionmaker) as session:
-        await cache_foreign_key_check_plans(session)
-        await repository.insert_batch(session, entries)
+    if app.save_engine is not None:
+        async with app.save_engine.connect() as connection:  # autocommit: the INSERT is its own transaction
+            await repository.insert_batch(connection, entries)
+    else:
+        async with transaction(app.sessionmaker) as session:
+            await cache_foreign_key_check_plans(session)
+            await repository.insert_batch(session, entries)
     ids = [entry.id for entry in entries]
     await app.queue.enqueue_job(
         f"deliver_{stream.notification_type}", [str(i) for i in ids], _job_id=f"deliver:{ids[0]}:{len(ids)}"
