@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import sqlalchemy.exc
 from arq import Retry
 from arq.connections import ArqRedis
 from httpx import AsyncClient
+from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -149,6 +151,7 @@ async def test_an_account_pause_stops_sending_for_everyone_until_it_lifts(
 
         deferred = await delivery.deliver(context, "email", others)
         assert paused.calls == 1, "no provider call while the account is paused"
+        assert {row.status for row in await _rows(sessionmaker) if row.id in others} == {"created"}, "claim undone"
         assert (deferred.sent, deferred.failed, deferred.retry) == ([], [], [])
         jobs = {tuple(job.args[0]): job for job in await queue.queued_jobs()}
         assert set(jobs) == {(str(first[0]),), tuple(str(i) for i in others)}, "the retry, and the deferred batch"
@@ -199,3 +202,40 @@ async def test_a_batch_that_finds_no_database_connection_runs_again_in_seconds_a
     assert {row.status for row in rows} == {"sending"}
     assert sorted(str(row.id) for row in rows) == sorted(ids)
     assert fake_aws.fake.counters.sent_emails == 2
+
+
+async def test_a_batch_whose_pause_check_finds_no_redis_rolls_its_claim_back_and_runs_again(
+    servers: Servers,
+    clean: None,
+    fake_aws: FakeAwsServer,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    queue: ArqRedis,
+) -> None:
+    # The pause check goes out beside the claim: when it cannot reach Redis, the claim it raced must not stand.
+    settings = fake_aws_settings(servers, fake_aws)
+    sample = await create_sample(sessionmaker, settings)
+    async with worker_resources(settings, queue) as context:
+        ids = await save_without_delivery(client, sample, context, 2)
+        ctx = {"notify": context, "job_try": 1}
+        reachable = context.redis
+        context.redis = Redis(port=_closed_port(), socket_connect_timeout=0.5)
+        try:
+            with pytest.raises(Retry):
+                await delivery_tasks.deliver_email(ctx, ids)
+        finally:
+            await context.redis.aclose()
+            context.redis = reachable
+        assert {row.status for row in await _rows(sessionmaker)} == {"created"}, "the claim was rolled back"
+        assert fake_aws.fake.counters.sent_emails == 0
+
+        assert await delivery_tasks.deliver_email({**ctx, "job_try": 2}, ids) == 2
+
+    assert {row.status for row in await _rows(sessionmaker)} == {"sending"}
+    assert fake_aws.fake.counters.sent_emails == 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
