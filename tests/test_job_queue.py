@@ -6,23 +6,26 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import func
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from notify.job_queue import JobQueue, JobStarter
+from notify.job_queue import JobQueue, JobStarter, ScriptsFailed
 from notify.worker import NotifyWorker
 
 
-async def _calls(redis: Redis, command: str) -> int:
+async def command_calls(redis: Redis, command: str) -> int:
+    """How many times Redis has run `command` (INFO commandstats)."""
     stats = await redis.info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 async def test_a_job_is_enqueued_once_in_arqs_format_without_watch(queue: JobQueue, redis: Redis) -> None:
-    watches = await _calls(redis, "watch")
+    watches = await command_calls(redis, "watch")
     before = timestamp_ms()
 
     job = await queue.enqueue_job("deliver_email", ["a", "b"], _job_id="deliver:a:2", note="x")
@@ -40,7 +43,7 @@ async def test_a_job_is_enqueued_once_in_arqs_format_without_watch(queue: JobQue
     assert await queue.enqueue_job("deliver_email", ["other"], _job_id="deliver:a:2") is None, "same id: not again"
     assert (await job.info()).args == (["a", "b"],)
     assert await redis.zcard(queue.default_queue_name) == 1
-    assert await _calls(redis, "watch") == watches
+    assert await command_calls(redis, "watch") == watches
 
 
 async def test_a_finished_jobs_result_keeps_its_id_from_being_enqueued_again(queue: JobQueue, redis: Redis) -> None:
@@ -78,13 +81,33 @@ async def test_the_start_script_takes_a_due_job_once(queue: JobQueue, redis: Red
     await queue.enqueue_job("deliver_email", ["b"], _job_id="deferred", _defer_by=60)
     score = await redis.zscore(name, "due")
 
-    assert await start(name, "due", 30_000) == score
+    assert await start(name, ["due", "deferred", "gone"], 30_000) == [score, None, None], "not due yet; not queued"
     assert 0 < await redis.pttl(in_progress_key_prefix + "due") <= 30_000
-    assert await start(name, "due", 30_000) is None, "running: not taken twice"
-    assert await start(name, "deferred", 30_000) is None, "not due yet"
-    assert await redis.exists(in_progress_key_prefix + "deferred") == 0
-    assert await start(name, "gone", 30_000) is None, "not in the queue"
-    assert await redis.exists(in_progress_key_prefix + "gone") == 0
+    assert await redis.exists(in_progress_key_prefix + "deferred", in_progress_key_prefix + "gone") == 0
+    assert await start(name, ["due"], 30_000) == [None], "running: not taken twice"
+
+
+async def test_the_start_scripts_are_loaded_again_after_a_redis_restart(queue: JobQueue, redis: Redis) -> None:
+    start = JobStarter(redis)
+    await queue.enqueue_job("deliver_email", ["a"], _job_id="first")
+    await queue.enqueue_job("deliver_email", ["b"], _job_id="second")
+    await redis.script_flush()  # as a restarted Redis has forgotten them
+
+    scores = await start(queue.default_queue_name, ["first", "second"], 30_000)
+
+    assert None not in scores
+    assert await redis.exists(in_progress_key_prefix + "first", in_progress_key_prefix + "second") == 2
+
+
+async def test_a_failed_start_script_is_raised_with_what_the_others_decided(queue: JobQueue, redis: Redis) -> None:
+    await redis.set("not-a-queue", b"x")  # ZSCORE on a string fails inside the script
+
+    with pytest.raises(ScriptsFailed) as failed:
+        await JobStarter(redis)("not-a-queue", ["a", "b"], 30_000)
+
+    assert failed.value.scores == [None, None]
+    assert isinstance(failed.value.__cause__, ResponseError)
+    assert "WRONGTYPE" in str(failed.value.__cause__)
 
 
 async def test_two_workers_polling_at_once_run_a_job_once(queue: JobQueue) -> None:

@@ -1,5 +1,6 @@
-"""Job pick-up: a due job that is already running, in this worker or another, is passed over in one round trip,
-and a waiting one is taken by one script, never by arq's WATCH/MULTI."""
+"""Job pick-up: a due job running in this worker is passed over without a command; the others go to one start script
+each, pipelined, which passes over one running in another worker and takes a waiting one, never by arq's
+WATCH/MULTI."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from redis.asyncio import Redis
 
 from notify.settings import Settings
 from notify.worker import NotifyWorker
+from tests.test_job_queue import command_calls
 
 
 async def _watches(redis: Redis) -> int:
-    stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_watch", {}).get("calls", 0))
+    return await command_calls(redis, "watch")
 
 
 async def test_running_jobs_are_passed_over_and_a_waiting_one_starts_once(
@@ -40,13 +41,14 @@ async def test_running_jobs_are_passed_over_and_a_waiting_one_starts_once(
     await asyncio.sleep(0.05)
     assert started == ["here"]
 
-    watches = await _watches(redis)
+    watches, scripts = await _watches(redis), await command_calls(redis, "evalsha")
     await worker.start_jobs([b"here", b"elsewhere", b"waiting"])
     await worker.start_jobs([b"here", b"elsewhere", b"waiting"])  # the next poll: now all three are running
     await asyncio.sleep(0.05)
 
     assert started == ["here", "waiting"]
     assert await _watches(redis) == watches, "the waiting job is taken by the start script, without WATCH"
+    assert await command_calls(redis, "evalsha") - scripts == 3, "elsewhere and waiting, then elsewhere: not 'here'"
     release.set()
     await asyncio.gather(*worker.tasks.values())
     assert await Job("waiting", queue).status() == JobStatus.complete

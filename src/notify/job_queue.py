@@ -21,6 +21,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from arq.jobs import Job, serialize_job
 from arq.utils import timestamp_ms, to_ms, to_unix_ms
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 # KEYS: the job's key, its result key, the queue. ARGV: the job's expiry (ms), its data, its id, its score.
 # As arq: a job whose key or result is still there is not enqueued again.
@@ -102,14 +103,38 @@ async def create_queue(settings: ArqRedisSettings | None, **kwargs: Any) -> JobQ
 
 
 class JobStarter:
-    """Marks a due job as this worker's, as arq's pick-up does, in one round trip (the `_START` script)."""
+    """Marks due jobs as this worker's, as arq's pick-up does: the `_START` script for each, all in one round trip."""
 
     def __init__(self, redis: Redis) -> None:
-        self._start = redis.register_script(_START)
+        self._redis = redis
+        self._sha = redis.register_script(_START).sha
 
-    async def __call__(self, queue_name: str, job_id: str, in_progress_timeout_ms: int) -> int | None:
-        """Return the job's score if this worker is now to run it, None if it is running, gone or not yet due."""
-        score = await self._start(
-            keys=[in_progress_key_prefix + job_id, queue_name], args=[job_id, timestamp_ms(), in_progress_timeout_ms]
-        )
-        return None if score is None else int(float(score))
+    async def __call__(self, queue_name: str, job_ids: list[str], in_progress_timeout_ms: int) -> list[int | None]:
+        """For each job, its score if this worker is now to run it, None if it is running, gone or not yet due.
+
+        If any script failed, raises `ScriptsFailed` from the first error: its `scores` says which of the others
+        were taken, and the caller must still run those.
+        """
+        now, timeout = timestamp_ms(), str(in_progress_timeout_ms)
+        for _ in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    keys_and_args = (in_progress_key_prefix + job_id, queue_name, job_id, str(now), timeout)
+                    pipe.evalsha(self._sha, 2, *keys_and_args)
+                replies = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, NoScriptError) for reply in replies):
+                break
+            await self._redis.script_load(_START)  # a restarted or flushed Redis: none of them ran; load, send again
+        scores = [int(float(reply)) if isinstance(reply, bytes | str) else None for reply in replies]
+        failures = [reply for reply in replies if isinstance(reply, Exception)]
+        if failures:
+            raise ScriptsFailed(scores) from failures[0]
+        return scores
+
+
+class ScriptsFailed(Exception):
+    """Some start scripts failed; `scores` holds what the others decided (None where one failed)."""
+
+    def __init__(self, scores: list[int | None]) -> None:
+        super().__init__(f"{sum(score is not None for score in scores)} job(s) taken before a start script failed")
+        self.scores = scores

@@ -10,7 +10,6 @@ from typing import Any
 import uvloop
 from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
-from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 
 from notify import aws, job_queue, logging, sentry
@@ -36,16 +35,17 @@ EVERY_SECOND = set(range(60))
 
 
 class NotifyWorker(GracefulWorker):
-    """arq's Worker, with a job picked up in one round trip, and the due jobs already running passed over in one.
+    """arq's Worker, taking the due jobs it has room for with one script each, all in one round trip.
 
     Every poll (`NOTIFY_WORKER__POLL_DELAY_S`) arq reads the due job ids, and a job stays among them until it
     finishes. For each, arq opens a pipeline and sends WATCH, EXISTS and ZSCORE, one round trip each, before it
     learns the job is running, here or in another worker, then MULTI/PSETEX/EXEC to take it. The `beat-inbox-*`
     jobs run through every second, and delivery batches for tens of milliseconds, so most of those round trips
     found a running job: about 9 % of a worker's CPU in `bench e2e`. Here the jobs this worker runs are skipped
-    outright, the others' in-progress keys are read in one pipelined round trip, and each job left is taken by
-    one script (`notify.job_queue.JobStarter`) that makes arq's checks and write atomically, so two workers never
-    start the same job. Its pool is a `notify.job_queue.JobQueue`, so the jobs enqueue in one round trip too.
+    outright, and the others go to one script each (`notify.job_queue.JobStarter`), pipelined: it makes arq's
+    checks and write atomically, so two workers never start the same job, and a newly enqueued delivery batch
+    is taken in the poll's second round trip instead of its sixth. Its pool is a `notify.job_queue.JobQueue`, so
+    the jobs enqueue in one round trip too.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -65,37 +65,26 @@ class NotifyWorker(GracefulWorker):
         await super().main()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Drop the due jobs that are already running, then start the rest as arq does, one round trip each."""
-        waiting = [due for due in job_ids if due.decode() not in self.tasks]
-        if not waiting:
-            return
-        async with self.pool.pipeline(transaction=False) as pipe:
-            for due in waiting:
-                pipe.exists(in_progress_key_prefix + due.decode())
-            running = await pipe.execute()
+        """Take the due jobs not running here, as many as there is room for (`max_jobs`), and run them."""
+        waiting = [job_id for due in job_ids if (job_id := due.decode()) not in self.tasks]
         if self._job_starter is None:
             self._job_starter = job_queue.JobStarter(self.pool)
-        starter = self._job_starter
         timeout_ms = int(self.in_progress_timeout_s * 1000)
-        for waiting_id, in_progress in zip(waiting, running, strict=True):
-            if in_progress:
-                continue
-            await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
-                self.sem.release()
-                return
-            self.job_counter += 1
-            job_id = waiting_id.decode()
+        while waiting and (room := self.max_jobs - self.job_counter) > 0:
+            chunk, waiting = waiting[:room], waiting[room:]
             try:
-                score = await starter(self.queue_name, job_id, timeout_ms)
-            except BaseException:
-                self.job_counter -= 1
-                self.sem.release()
+                scores = await self._job_starter(self.queue_name, chunk, timeout_ms)
+            except job_queue.ScriptsFailed as failed:
+                await self._run_taken(chunk, failed.scores)  # the in-progress keys of these are set: run them
                 raise
-            if score is None:  # started by another worker meanwhile, finished and gone, or deferred again
-                self.job_counter -= 1
-                self.sem.release()
+            await self._run_taken(chunk, scores)
+
+    async def _run_taken(self, job_ids: list[str], scores: list[int | None]) -> None:
+        for job_id, score in zip(job_ids, scores, strict=True):
+            if score is None:  # running in another worker, finished and gone, or deferred again
                 continue
+            await self.sem.acquire()  # never waits: `room` counted the free slots, and only finishing jobs change it
+            self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
