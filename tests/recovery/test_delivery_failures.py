@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -19,6 +18,7 @@ from notify.delivery import service as delivery
 from notify.delivery import tasks as delivery_tasks
 from notify.delivery.exceptions import TransientProviderError
 from notify.delivery.senders import EmailMessage
+from notify.embedded import free_port
 from notify.inbox import service as inbox_service
 from notify.notifications.models import Notification
 from notify.settings import AwsSettings, DbSettings
@@ -219,7 +219,7 @@ async def test_a_batch_whose_pause_check_finds_no_redis_rolls_its_claim_back_and
         ids = await save_without_delivery(client, sample, context, 2)
         ctx = {"notify": context, "job_try": 1}
         reachable = context.redis
-        context.redis = Redis(port=_closed_port(), socket_connect_timeout=0.5)
+        context.redis = Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens there
         try:
             with pytest.raises(Retry):
                 await delivery_tasks.deliver_email(ctx, ids)
@@ -233,9 +233,3 @@ async def test_a_batch_whose_pause_check_finds_no_redis_rolls_its_claim_back_and
 
     assert {row.status for row in await _rows(sessionmaker)} == {"sending"}
     assert fake_aws.fake.counters.sent_emails == 2
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
