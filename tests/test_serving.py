@@ -108,3 +108,16 @@ def test_each_worker_listens_on_its_own_socket_and_takes_a_share_of_a_pool(
     assert sum(held.values()) == CONNECTIONS
     # Spread by a hash of each connection's addresses: fewer than 12 of 64 on one side has odds under 1e-6.
     assert min(held.values()) >= 12, held
+
+
+def test_the_api_and_its_workers_yield_the_cpu_to_the_machines_other_processes(
+    api_process: tuple[psutil.Process, int], settings: Settings
+) -> None:
+    supervisor, port = api_process
+    nice = settings.api.nice
+    assert nice > 0, "on by default: on a shared machine the workers run first"
+    assert supervisor.nice() == nice
+    assert [psutil.Process(pid).nice() for pid in _workers(supervisor, port)] == [nice, nice]
+    autogroup = Path(f"/proc/{supervisor.pid}/autogroup")
+    if autogroup.exists():  # the fixture starts it in a session of its own, as a service manager does
+        assert autogroup.read_text().split()[-1] == str(nice)

@@ -82,6 +82,7 @@ def api(
         host=host or settings.api.host,
         port=port or settings.api.port,
         workers=workers or settings.api.workers,
+        nice=settings.api.nice,
         loop="uvloop",
         http=uvicorn_http(settings.api.coalesce_writes),
         access_log=False,

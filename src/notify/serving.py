@@ -20,6 +20,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from notify.ops import priority
+
 log = logging.getLogger("uvicorn.error")
 
 
@@ -66,8 +68,15 @@ class _Config(uvicorn.Config):
         return sock
 
 
-def run(app: str, *, workers: int, **options: Any) -> None:
-    """Serve `app` (an import string) as `uvicorn.run` does; several workers on Linux get a socket each."""
+def run(app: str, *, workers: int, nice: int = 0, **options: Any) -> None:
+    """Serve `app` (an import string) as `uvicorn.run` does; several workers on Linux get a socket each.
+
+    With `nice`, the server and its workers first yield the CPU to the machine's other processes
+    (`notify.ops.priority`).
+    """
+    if nice:
+        now = priority.yield_cpu(nice)
+        log.info("CPU priority lowered: nice %d, session's autogroup nice %s", now.nice, now.autogroup_nice)
     if workers < 2 or not reuse_port_supported():
         uvicorn.run(app, workers=workers, **options)
         return

@@ -54,13 +54,15 @@ app = Starlette(routes=[Route("/v2/notifications/email", post_email, methods=["P
 
 
 def main() -> None:
-    """`python -m notify.bench.bare PORT WORKERS HTTP`: serve this endpoint as `notify api` serves the API."""
+    """`python -m notify.bench.bare PORT WORKERS HTTP [NICE]`: serve this endpoint as `notify api` serves the API."""
     port, workers, http = sys.argv[1:4]
+    nice = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     serving.run(
         "notify.bench.bare:app",
         host="127.0.0.1",
         port=int(port),
         workers=int(workers),
+        nice=nice,
         loop="uvloop",
         http=http,
         access_log=False,

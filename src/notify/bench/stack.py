@@ -286,8 +286,9 @@ class BenchStack:
         if self.bare is not None and self.bare.alive():
             return
         port = free_port()
-        http = uvicorn_http(self.settings().api.coalesce_writes)
-        command = [sys.executable, "-m", "notify.bench.bare", str(port), str(self.api_workers), http]
+        api = self.settings().api
+        http = uvicorn_http(api.coalesce_writes)
+        command = [sys.executable, "-m", "notify.bench.bare", str(port), str(self.api_workers), http, str(api.nice)]
         self.bare = self._spawn("bare", command)
         self.bare_url = f"http://127.0.0.1:{port}"
         await self._wait_port(self.bare, port)

@@ -1,0 +1,65 @@
+"""Let the API yield the CPU to the workers on a machine they share, so what was accepted is sent first.
+
+When the API, the workers, PostgreSQL and Redis share a machine's cores and the machine is busy, every stage
+between accepted and sent waits for a core. Giving the API the lower priority makes the workers run first: an
+accepted notification is sent before more are taken in, and under contention the API's answers slow down
+instead (backpressure on the clients). At 1,500 notifications/s on two busy cores this cut accepted → sent by
+about a third, p50 and p99 alike, and the API's own p99 rose by about as much (BENCHMARKS.md, twelfth session).
+
+Linux weighs the CPU between sessions (autogroups) before it weighs the processes within one, so a nice value on
+its own only ranks the API against the processes of its session: a `notify worker` started from the same shell.
+A service manager or `notify bench` starts the API in a session of its own, and there the session's autogroup
+nice is what ranks it against the workers; `notify api` sets it only when it leads its session, so it never slows
+down other processes that share it. Under systemd or in containers the CPU weight of the unit or container
+decides (`CPUWeight=`, compose's `cpu_shares`, as docker-compose.yml sets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+AUTOGROUP = Path("/proc/self/autogroup")
+_AUTOGROUP_NICE = re.compile(rb"nice\s+(-?\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Priority:
+    """This process's nice value, and its autogroup's when that is known (None: not Linux, or no autogroups)."""
+
+    nice: int
+    autogroup_nice: int | None
+
+
+def current(autogroup: Path = AUTOGROUP) -> Priority:
+    """Return the nice values in force for this process."""
+    return Priority(os.getpriority(os.PRIO_PROCESS, 0), _autogroup_nice(autogroup))
+
+
+def yield_cpu(nice: int, autogroup: Path = AUTOGROUP) -> Priority:
+    """Lower this process's priority to `nice` (never raise it), and its autogroup's when it leads its session.
+
+    Processes it starts afterwards (uvicorn's workers) inherit the nice value and share the autogroup. Raising a
+    priority takes privileges, lowering one does not, so this works for any user; an autogroup that cannot be
+    changed (no such file, a kernel without autogroups) is left as it is.
+    """
+    if nice > 0 and os.getpriority(os.PRIO_PROCESS, 0) < nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if nice > 0 and os.getsid(0) == os.getpid():
+        group_nice = _autogroup_nice(autogroup)
+        if group_nice is not None and group_nice < nice:
+            with contextlib.suppress(OSError):  # not ours to change after all: the nice value still holds
+                autogroup.write_text(str(nice))
+    return current(autogroup)
+
+
+def _autogroup_nice(autogroup: Path) -> int | None:
+    """Read `/autogroup-N nice K`; None where there is no such file."""
+    try:
+        match = _AUTOGROUP_NICE.search(autogroup.read_bytes())
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
