@@ -3,8 +3,8 @@
 When the API, the workers, PostgreSQL and Redis share a machine's cores and the machine is busy, every stage
 between accepted and sent waits for a core. Giving the API the lower priority makes the workers run first: an
 accepted notification is sent before more are taken in, and under contention the API's answers slow down
-instead (backpressure on the clients). At 1,500 notifications/s on two busy cores this cut accepted → sent by
-about a third, p50 and p99 alike, and the API's own p99 rose by about as much (BENCHMARKS.md, twelfth session).
+instead (backpressure on the clients). At 1,500 notifications/s on two busy cores this cut accepted → sent p50
+by a third and p99 by two fifths, while the API's own p99 rose by a quarter (BENCHMARKS.md, twelfth session).
 
 Linux weighs the CPU between sessions (autogroups) before it weighs the processes within one, so a nice value on
 its own only ranks the API against the processes of its session: a `notify worker` started from the same shell.
