@@ -653,6 +653,8 @@ async def run(
             if index:
                 await stack.settle()
             await BENCHES[name](stack, seed, options, report)
+        if stack.api is not None and stack.api.alive():
+            report.notes.append(f"API CPU priority (NOTIFY_API__NICE): {stack.api.priority()}")
     finally:
         await stack.close()
     return report

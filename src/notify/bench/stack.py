@@ -28,6 +28,7 @@ from notify.db import create_engine, create_sessionmaker, transaction
 from notify.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from notify.http_protocol import uvicorn_http
 from notify.inbox.streams import ALL_STREAMS
+from notify.ops import priority
 from notify.settings import AwsSettings, DbSettings, RedisSettings, Settings, sqlalchemy_url
 
 START_TIMEOUT_S = 60.0
@@ -98,6 +99,15 @@ class Managed:
                     if line.startswith("VmHWM:"):
                         peaks.append(int(line.split()[1]) / 1024)
         return peaks
+
+    def priority(self) -> str:
+        """Describe the top process's CPU priority: its nice value, and its autogroup's where Linux has autogroups."""
+        try:
+            nice = psutil.Process(self.popen.pid).nice()
+        except psutil.Error:
+            return "n/a (not running)"
+        group = priority.autogroup_nice(Path(f"/proc/{self.popen.pid}/autogroup"))
+        return f"nice {nice}" + (f", its session's autogroup nice {group}" if group is not None else "")
 
     def connections_per_process(self, port: int) -> list[int]:
         """Return how many established connections to `port` each serving process holds, most first.

@@ -36,7 +36,7 @@ class Priority:
 
 def current(autogroup: Path = AUTOGROUP) -> Priority:
     """Return the nice values in force for this process."""
-    return Priority(os.getpriority(os.PRIO_PROCESS, 0), _autogroup_nice(autogroup))
+    return Priority(os.getpriority(os.PRIO_PROCESS, 0), autogroup_nice(autogroup))
 
 
 def yield_cpu(nice: int, autogroup: Path = AUTOGROUP) -> Priority:
@@ -49,15 +49,15 @@ def yield_cpu(nice: int, autogroup: Path = AUTOGROUP) -> Priority:
     if nice > 0 and os.getpriority(os.PRIO_PROCESS, 0) < nice:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
     if nice > 0 and os.getsid(0) == os.getpid():
-        group_nice = _autogroup_nice(autogroup)
+        group_nice = autogroup_nice(autogroup)
         if group_nice is not None and group_nice < nice:
             with contextlib.suppress(OSError):  # not ours to change after all: the nice value still holds
                 autogroup.write_text(str(nice))
     return current(autogroup)
 
 
-def _autogroup_nice(autogroup: Path) -> int | None:
-    """Read `/autogroup-N nice K`; None where there is no such file."""
+def autogroup_nice(autogroup: Path) -> int | None:
+    """Read the nice value of an autogroup file (`/autogroup-N nice K`); None where there is no such file."""
     try:
         match = _AUTOGROUP_NICE.search(autogroup.read_bytes())
     except OSError:
