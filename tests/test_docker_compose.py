@@ -143,11 +143,6 @@ def test_api_and_worker_wait_for_migrations_and_healthy_redis(services: dict[str
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
-def test_the_workers_outweigh_the_api_for_cpu(services: dict[str, dict[str, Any]]) -> None:
-    # Docker's default weight is 1024; the API's `nice` does not reach across containers, so the weights rank them.
-    assert int(services["api"]["cpu_shares"]) < int(services["worker"].get("cpu_shares", 1024))
-
-
 @pytest.mark.parametrize("name", NOTIFY_SERVICES)
 def test_settings_read_from_the_compose_environment(
     services: dict[str, dict[str, Any]], name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -130,7 +130,7 @@ class ApiSettings(BaseModel):
     page_size: int = 250
     fast_lane: bool = True
     coalesce_writes: bool = True
-    nice: int = Field(5, ge=0, le=19)
+    nice: int = Field(0, ge=0, le=19)
     idempotency_ttl_s: int = 86_400
     idempotency_lock_s: int = 30
     simulated_emails: list[str] = Field(default_factory=lambda: list(SIMULATED_EMAILS))

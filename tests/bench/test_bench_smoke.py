@@ -124,4 +124,4 @@ def test_latency_prints_its_figures() -> None:
     )
     assert stages is not None, output
     assert re.search(r"latency\s+CPU\s+per\s+notification:\s+API\s+[\d.]+\s+ms,\s+workers", output), output
-    assert re.search(r"API CPU priority \(NOTIFY_API__NICE\): nice 5\b", " ".join(output.split())), output
+    assert re.search(r"API CPU priority \(NOTIFY_API__NICE\): nice \d+", " ".join(output.split())), output

@@ -1,17 +1,19 @@
-"""Let the API yield the CPU to the workers on a machine they share, so what was accepted is sent first.
+"""Let the API yield the CPU to the workers on a machine they share (`NOTIFY_API__NICE`, off by default).
 
 When the API, the workers, PostgreSQL and Redis share a machine's cores and the machine is busy, every stage
 between accepted and sent waits for a core. Giving the API the lower priority makes the workers run first: an
-accepted notification is sent before more are taken in, and under contention the API's answers slow down
-instead (backpressure on the clients). At 1,500 notifications/s on two busy cores this cut accepted → sent p50
-by a third and p99 by two fifths, while the API's own p99 rose by a quarter (BENCHMARKS.md, twelfth session).
+accepted notification is sent before more are taken in, and the API's answers slow down instead (backpressure on
+the clients). At 1,500 notifications/s on two busy cores, nice 5 cut accepted → sent p99 from a mean of 467 to
+265 ms over eleven pairs; it also cost the API a quarter more p99, 14 % of its rate with no worker running, and,
+when the cores were shortest, part of the offered rate (BENCHMARKS.md, twelfth session). Intake or delivery: which
+should wait is the operator's choice, so it is off unless set.
 
 Linux weighs the CPU between sessions (autogroups) before it weighs the processes within one, so a nice value on
 its own only ranks the API against the processes of its session: a `notify worker` started from the same shell.
 A service manager or `notify bench` starts the API in a session of its own, and there the session's autogroup
 nice is what ranks it against the workers; `notify api` sets it only when it leads its session, so it never slows
 down other processes that share it. Under systemd or in containers the CPU weight of the unit or container
-decides (`CPUWeight=`, compose's `cpu_shares`, as docker-compose.yml sets).
+decides instead (`CPUWeight=`, compose's `cpu_shares`).
 """
 
 from __future__ import annotations
