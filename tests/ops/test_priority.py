@@ -1,4 +1,5 @@
-"""`notify api` yields the CPU to the workers: its nice value, and its session's autogroup when it leads one."""
+"""With `NOTIFY_API__NICE`, `notify api` yields the CPU to the workers: its nice value, and its session's autogroup
+when it leads one."""
 
 from __future__ import annotations
 
