@@ -103,11 +103,11 @@ class Managed:
     def priority(self) -> str:
         """Describe the top process's CPU priority: its nice value, and its autogroup's where Linux has autogroups."""
         try:
-            nice = psutil.Process(self.popen.pid).nice()
-        except psutil.Error:
+            now = priority.of_process(self.popen.pid)
+        except ProcessLookupError:
             return "n/a (not running)"
-        group = priority.autogroup_nice(Path(f"/proc/{self.popen.pid}/autogroup"))
-        return f"nice {nice}" + (f", its session's autogroup nice {group}" if group is not None else "")
+        group = "" if now.autogroup_nice is None else f", its session's autogroup nice {now.autogroup_nice}"
+        return f"nice {now.nice}{group}"
 
     def connections_per_process(self, port: int) -> list[int]:
         """Return how many established connections to `port` each serving process holds, most first.

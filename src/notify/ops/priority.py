@@ -38,7 +38,12 @@ class Priority:
 
 def current(autogroup: Path = AUTOGROUP) -> Priority:
     """Return the nice values in force for this process."""
-    return Priority(os.getpriority(os.PRIO_PROCESS, 0), autogroup_nice(autogroup))
+    return Priority(os.getpriority(os.PRIO_PROCESS, 0), _autogroup_nice(autogroup))
+
+
+def of_process(pid: int) -> Priority:
+    """Return the nice values in force for another process; raise ProcessLookupError if it is gone."""
+    return Priority(os.getpriority(os.PRIO_PROCESS, pid), _autogroup_nice(Path(f"/proc/{pid}/autogroup")))
 
 
 def yield_cpu(nice: int, autogroup: Path = AUTOGROUP) -> Priority:
@@ -48,17 +53,19 @@ def yield_cpu(nice: int, autogroup: Path = AUTOGROUP) -> Priority:
     priority takes privileges, lowering one does not, so this works for any user; an autogroup that cannot be
     changed (no such file, a kernel without autogroups) is left as it is.
     """
-    if nice > 0 and os.getpriority(os.PRIO_PROCESS, 0) < nice:
+    if nice <= 0:
+        return current(autogroup)
+    if os.getpriority(os.PRIO_PROCESS, 0) < nice:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
-    if nice > 0 and os.getsid(0) == os.getpid():
-        group_nice = autogroup_nice(autogroup)
+    if os.getsid(0) == os.getpid():
+        group_nice = _autogroup_nice(autogroup)
         if group_nice is not None and group_nice < nice:
             with contextlib.suppress(OSError):  # not ours to change after all: the nice value still holds
                 autogroup.write_text(str(nice))
     return current(autogroup)
 
 
-def autogroup_nice(autogroup: Path) -> int | None:
+def _autogroup_nice(autogroup: Path) -> int | None:
     """Read the nice value of an autogroup file (`/autogroup-N nice K`); None where there is no such file."""
     try:
         match = _AUTOGROUP_NICE.search(autogroup.read_bytes())
