@@ -189,3 +189,25 @@ def test_delivery_outcomes_count_provider_errors_by_code() -> None:
     assert value("notify_accepted_to_sent_seconds_bucket", notification_type="email", le="2.5") == slow
     # Saved (or put back) 1 s before it was sent: saved → sent is that second.
     assert value("notify_saved_to_sent_seconds_sum", notification_type="email") - waited == pytest.approx(1.0)
+
+
+async def test_request_metrics_keep_counting_when_their_label_cache_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The middleware keeps each label set's children; a full cache is emptied, and nothing goes uncounted."""
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        status = int(scope["path"].strip("/"))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    monkeypatch.setattr(metrics.RequestMetricsMiddleware, "MAX_CHILDREN", 2)
+    method = f"CACHE{uuid.uuid4().hex[:8].upper()}"  # a label set no other test touches
+    statuses = ("200", "404", "503")
+    transport = httpx.ASGITransport(app=metrics.RequestMetricsMiddleware(answer))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        for _ in range(2):
+            for status in statuses:
+                await client.request(method, f"/{status}")
+
+    for status in statuses:
+        assert value("notify_http_requests_total", method=method, route="<unmatched>", status=status) == 2
+    assert value("notify_http_request_duration_seconds_count", method=method, route="<unmatched>") == 6

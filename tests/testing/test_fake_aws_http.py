@@ -91,6 +91,28 @@ async def test_pipelined_requests_are_answered_in_order(
     assert orjson.loads(second[2])["sent_emails"] == 0, "stats were read while the SendEmail was still delayed"
 
 
+async def test_a_delayed_send_whose_connection_closes_is_dropped_and_the_server_goes_on(
+    server: FakeAwsServer, fake: FakeAws, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter]
+) -> None:
+    """A send waits out its latency on a timer; if its client has gone by then, nothing is answered or counted."""
+    fake.configure(latency_s=0.2)
+    _, writer = connection
+    writer.write(send_email_request())
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.4)
+    assert fake.counters.sent_emails == 0
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(send_email_request())
+        status, _, body = await read_response(reader)
+    finally:
+        writer.close()
+    assert status == 200, body
+    assert fake.counters.sent_emails == 1
+
+
 async def test_chunked_body_and_expect_continue(
     fake: FakeAws, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter]
 ) -> None:

@@ -294,20 +294,27 @@ class FakeAws:
         """Answer one request (header names in lower case), as both servers of the fake do."""
         if path.startswith("/_fake/"):
             return self._admin(method, path, query_string, body)
-        if not headers.get(b"authorization", b"").startswith(b"AWS4-HMAC-SHA256 "):
-            return self._bad(403, "MissingAuthenticationTokenException", "request is not signed with SigV4")
+        if not signed(headers):
+            return self._unsigned()
         if self.config.latency_s > 0:
             await asyncio.sleep(self.config.latency_s)
         target = headers.get(b"x-amz-target")
+        if method == "POST" and path == "/" and target is not None:
+            return await self._sqs(target.decode(), body, headers.get(b"host", b"localhost").decode())
+        return self.answer_now(method, path, headers, body)
+
+    def answer_now(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> _Reply:
+        """Answer a signed AWS request that needs no waiting of its own (anything but SQS), once its latency is over."""
         if method == "POST" and path == "/v2/email/outbound-emails":
             return self._ses_send_email(body)
         if method == "POST" and path == "/v2/email/identities":
             return self._ses_create_identity(body)
-        if method == "POST" and path == "/" and target is not None:
-            return await self._sqs(target.decode(), body, headers.get(b"host", b"localhost").decode())
         if method == "POST" and path == "/" and headers.get(b"content-type", b"").startswith(b"application/x-www-"):
             return self._query(body)
         return self._bad(400, "UnknownOperationException", f"fake AWS has no route for {method} {path}")
+
+    def _unsigned(self) -> _Reply:
+        return self._bad(403, "MissingAuthenticationTokenException", "request is not signed with SigV4")
 
     def _bad(self, status: int, code: str, message: str) -> _Reply:
         self.counters.bad_requests += 1
@@ -510,6 +517,11 @@ class FakeAws:
         return _Reply(404, orjson.dumps({"message": f"fake AWS has no admin route {method} {path}"}))
 
 
+def signed(headers: dict[bytes, bytes]) -> bool:
+    """Whether a request carries a SigV4 `Authorization` header (its signature is not checked)."""
+    return headers.get(b"authorization", b"").startswith(b"AWS4-HMAC-SHA256 ")
+
+
 def _send_email_problem(request: Any) -> str | None:
     if not isinstance(request, dict):
         return "body must be a JSON object"
@@ -573,22 +585,35 @@ def _query_error_reply(code: str, message: str, request_id: str) -> _Reply:
     return _Reply(400, body.encode(), _XML)
 
 
+class _Pending:
+    """One request's place in its connection's answer order: its reply once known, or the task computing it."""
+
+    __slots__ = ("keep_alive", "reply", "task")
+
+    def __init__(self, keep_alive: bool) -> None:
+        self.keep_alive = keep_alive
+        self.reply: _Reply | None = None
+        self.task: asyncio.Task[_Reply] | None = None
+
+
 class _FakeHttpProtocol(asyncio.Protocol):
-    """HTTP/1.1 for the fake, lean: httptools parses, `FakeAws.answer` answers, one write per response.
+    """HTTP/1.1 for the fake, lean: httptools parses, `FakeAws` answers, one write per response.
 
     The fake shares its 2 cores with what a benchmark measures, so it keeps its own cost low: served through
     uvicorn's ASGI cycle (scope, message dicts, a cycle object per request) it spent 1.75 times the CPU per
-    SendEmail (BENCHMARKS.md, fifth session). Keep-alive, pipelined requests (answered in order), chunked bodies,
-    `Expect: 100-continue` and `Connection: close` are handled; a request httptools cannot parse gets a 400
-    and the connection is closed.
+    SendEmail (BENCHMARKS.md, fifth session). A send (SES, SNS) is answered by a timer when its latency is over,
+    with no task of its own; SQS and the admin routes run as a task each (`FakeAws.answer`). Keep-alive,
+    pipelined requests (answered in order), chunked bodies, `Expect: 100-continue` and `Connection: close` are
+    handled; a request httptools cannot parse gets a 400 and the connection is closed.
     """
 
     def __init__(self, fake: FakeAws, tasks: set[asyncio.Task[_Reply]]) -> None:
         self._fake = fake
         self._tasks = tasks
+        self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._answers: deque[tuple[asyncio.Task[_Reply], bool]] = deque()
+        self._answers: deque[_Pending] = deque()
         self._url = b""
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
@@ -599,8 +624,9 @@ class _FakeHttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
-        for task, _ in self._answers:
-            task.cancel()
+        for pending in self._answers:
+            if pending.task is not None:
+                pending.task.cancel()
         self._answers.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -639,32 +665,60 @@ class _FakeHttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         url = httptools.parse_url(self._url)
-        task = asyncio.get_running_loop().create_task(
-            self._fake.answer(
-                self._parser.get_method().decode(),
-                unquote(url.path.decode()),
-                url.query or b"",
-                self._headers,
-                b"".join(self._body),
-            )
-        )
+        method = self._parser.get_method().decode()
+        path = unquote(url.path.decode())
+        headers = self._headers
+        body = b"".join(self._body)
+        pending = _Pending(self._parser.should_keep_alive())
+        self._answers.append(pending)
+        fake = self._fake
+        if b"x-amz-target" not in headers and not path.startswith("/_fake/") and signed(headers):
+            # A send: answered when its latency is over, by a timer rather than a task and a sleep.
+            latency_s = fake.config.latency_s
+            if latency_s > 0:
+                self._loop.call_later(latency_s, self._answer_now, pending, method, path, headers, body)
+            else:
+                self._answer_now(pending, method, path, headers, body)
+            return
+        task = self._loop.create_task(fake.answer(method, path, url.query or b"", headers, body))
+        pending.task = task
         self._tasks.add(task)
-        self._answers.append((task, self._parser.should_keep_alive()))
         task.add_done_callback(self._answered)
+
+    def _answer_now(self, pending: _Pending, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> None:
+        if self._transport is None:
+            return  # the connection is gone, and its answers with it
+        pending.reply = self._fake.answer_now(method, path, headers, body)
+        self._write_ready()
 
     def _answered(self, task: asyncio.Task[_Reply]) -> None:
         self._tasks.discard(task)
-        while self._answers and self._answers[0][0].done() and self._transport is not None and not self._closing:
-            done, keep_alive = self._answers.popleft()
-            if done.cancelled():
-                continue
-            failure = done.exception()
-            if failure is not None:
-                reply = _Reply(500, orjson.dumps({"message": f"fake AWS failed: {failure!r}"}))
-            else:
-                reply = done.result()
-            self._transport.write(_response(reply.status, reply.body, reply.content_type, reply.headers, keep_alive))
-            if not keep_alive:
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        """Write the answers that are ready, in the order their requests came."""
+        while self._answers and self._transport is not None and not self._closing:
+            pending = self._answers[0]
+            task = pending.task
+            if task is not None:
+                if not task.done():
+                    return
+                if task.cancelled():
+                    self._answers.popleft()
+                    continue
+                failure = task.exception()
+                if failure is not None:
+                    pending.reply = _Reply(500, orjson.dumps({"message": f"fake AWS failed: {failure!r}"}))
+                else:
+                    pending.reply = task.result()
+            reply = pending.reply
+            if reply is None:
+                return
+            self._answers.popleft()
+            self._transport.write(
+                _response(reply.status, reply.body, reply.content_type, reply.headers, pending.keep_alive)
+            )
+            if not pending.keep_alive:
                 self._closing = True
                 self._transport.close()
 
