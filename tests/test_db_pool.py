@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from notify.db import create_sessionmaker, transaction
+from notify.db import create_engine, create_sessionmaker, transaction
+from notify.settings import Settings
 
 
 async def _backend_pid(engine: AsyncEngine) -> int:
@@ -55,3 +57,24 @@ async def test_a_connection_the_server_ended_is_replaced_at_checkout(
 
     second = await _backend_pid(one_connection_engine)
     assert second != first
+
+
+@pytest.mark.parametrize(("lifo", "reused"), [(True, "returned last"), (False, "returned first")])
+async def test_the_pool_hands_out_the_connection_returned_last_when_lifo(
+    settings: Settings, lifo: bool, reused: str
+) -> None:
+    """LIFO keeps the busiest few connections (and their server processes) in use; FIFO takes every one in turn."""
+    db = settings.db.model_copy(update={"pool_size": 2, "max_overflow": 0, "pool_use_lifo": lifo})
+    engine = create_engine(db, "test.pool_order")
+    try:
+        first, second = engine.connect(), engine.connect()
+        pids = []
+        for connection in (first, second):
+            await connection.start()
+            pids.append(await connection.scalar(text("SELECT pg_backend_pid()")))
+        for connection in (first, second):  # returned in this order
+            await connection.close()
+        expected = pids[1] if reused == "returned last" else pids[0]
+        assert await _backend_pid(engine) == expected
+    finally:
+        await engine.dispose()

@@ -74,6 +74,7 @@ def _engine(settings: DbSettings, application_name: str, plan_cache_mode: str, p
         pool_size=pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
+        pool_use_lifo=settings.pool_use_lifo,
         echo=settings.echo,
         connect_args=connect_args,
     )

@@ -56,6 +56,9 @@ class DbSettings(BaseModel):
     pool_size: int = 10
     max_overflow: int = 5
     pool_timeout_s: float = 10.0
+    # Hand out the connection returned last: a process's load stays on a few connections whose PostgreSQL
+    # backends are warm, instead of waking every backend of the pool in turn (BENCHMARKS.md, thirteenth session).
+    pool_use_lifo: bool = True
     command_timeout_s: float = 30.0
     echo: bool = False
     # Plan each statement for the table as it is now: a generic plan cached while `notifications` was small
