@@ -298,10 +298,15 @@ class FakeAws:
             return self._unsigned()
         if self.config.latency_s > 0:
             await asyncio.sleep(self.config.latency_s)
-        target = headers.get(b"x-amz-target")
-        if method == "POST" and path == "/" and target is not None:
-            return await self._sqs(target.decode(), body, headers.get(b"host", b"localhost").decode())
+        if _is_sqs(method, path, headers):
+            target = headers[b"x-amz-target"].decode()
+            return await self._sqs(target, body, headers.get(b"host", b"localhost").decode())
         return self.answer_now(method, path, headers, body)
+
+    @staticmethod
+    def answered_now(method: str, path: str, headers: dict[bytes, bytes]) -> bool:
+        """Whether `answer` ends in `answer_now` once the latency is over: a signed request, neither admin nor SQS."""
+        return not path.startswith("/_fake/") and signed(headers) and not _is_sqs(method, path, headers)
 
     def answer_now(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> _Reply:
         """Answer a signed AWS request that needs no waiting of its own (anything but SQS), once its latency is over."""
@@ -522,6 +527,11 @@ def signed(headers: dict[bytes, bytes]) -> bool:
     return headers.get(b"authorization", b"").startswith(b"AWS4-HMAC-SHA256 ")
 
 
+def _is_sqs(method: str, path: str, headers: dict[bytes, bytes]) -> bool:
+    """SQS's JSON protocol: a POST to / naming its operation in `X-Amz-Target`."""
+    return method == "POST" and path == "/" and b"x-amz-target" in headers
+
+
 def _send_email_problem(request: Any) -> str | None:
     if not isinstance(request, dict):
         return "body must be a JSON object"
@@ -672,7 +682,7 @@ class _FakeHttpProtocol(asyncio.Protocol):
         pending = _Pending(self._parser.should_keep_alive())
         self._answers.append(pending)
         fake = self._fake
-        if b"x-amz-target" not in headers and not path.startswith("/_fake/") and signed(headers):
+        if fake.answered_now(method, path, headers):
             # A send: answered when its latency is over, by a timer rather than a task and a sleep.
             latency_s = fake.config.latency_s
             if latency_s > 0:
