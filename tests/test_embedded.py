@@ -7,10 +7,21 @@ from pathlib import Path
 import aioboto3
 import pytest
 import redis
+from arq.connections import RedisSettings as ArqRedisSettings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from notify.embedded import EmbeddedAws, EmbeddedPostgres, EmbeddedRedis, sent_emails, sns_published
+from notify.embedded import (
+    UNIX_SOCKET_PATH_MAX,
+    EmbeddedAws,
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    sent_emails,
+    sns_published,
+)
+from notify.job_queue import create_queue
+from notify.redis import CommandBatcher, create_redis
+from notify.settings import RedisSettings
 
 REGION = "eu-west-2"
 
@@ -102,6 +113,58 @@ def test_redis_without_aof_loses_writes_on_restart(tmp_path: Path) -> None:
         _set(url, "k", "v")
         server.restart()
         assert _get(url, "k") is None
+    finally:
+        server.stop()
+
+
+async def test_redis_on_a_unix_socket_serves_every_client_and_keeps_its_data(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "sock", unix_socket=True)
+    try:
+        url = server.start()
+        assert url == f"unix://{tmp_path / 'sock' / 'redis.sock'}?db=0"
+        assert (tmp_path / "sock" / "redis.sock").is_socket()
+        _set(url, "k", "v")
+        assert _get(f"redis://127.0.0.1:{server.port}/0", "k") == "v"  # the same server, on TCP for tools
+
+        # What the API and the workers open from REDIS_URL: redis-py's pool (with the hiredis packing), the
+        # API's command batcher, and arq's queue, whose settings come from the same URL.
+        client = create_redis(RedisSettings(url=url), client_name="test")
+        async with CommandBatcher(client) as batcher:
+            assert await batcher.execute_command("GET", "k") == b"v"
+        await client.aclose()
+        arq_settings = ArqRedisSettings.from_dsn(url)
+        assert (arq_settings.unix_socket_path, arq_settings.database) == (str(server.socket_path), 0)
+        queue = await create_queue(arq_settings)
+        try:
+            assert await queue.enqueue_job("deliver_email", ["an-id"], _job_id="unix-socket") is not None
+            assert await queue.zcard("arq:queue") == 1
+        finally:
+            await queue.aclose()
+
+        assert server.restart() == url
+        assert _get(url, "k") == "v"
+
+        # Stopped, the socket is gone: clients fail as they do on a refused TCP port, which the outage paths handle.
+        server.stop()
+        client = create_redis(RedisSettings(url=url), client_name="test")
+        async with CommandBatcher(client) as batcher:
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await batcher.execute_command("GET", "k")
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await client.get("k")
+        await client.aclose()
+    finally:
+        server.stop()
+
+
+def test_redis_keeps_tcp_where_a_unix_socket_path_would_not_fit(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / ("d" * UNIX_SOCKET_PATH_MAX), unix_socket=True)
+    assert server.socket_path is None
+    try:
+        url = server.start()
+        assert url == f"redis://127.0.0.1:{server.port}/0"
+        _set(url, "k", "v")
+        assert _get(url, "k") == "v"
     finally:
         server.stop()
 

@@ -63,7 +63,7 @@ def run(*, port: int, with_worker: bool, reset: bool, data_dir: Path) -> None:
         postgres = EmbeddedPostgres(data_dir / "postgres")
         env["DATABASE_URL"] = postgres.start()
     if not os.environ.get("REDIS_URL"):
-        redis_server = EmbeddedRedis(data_dir / "redis", port=_saved_port(previous, "REDIS_PORT"))
+        redis_server = EmbeddedRedis(data_dir / "redis", port=_saved_port(previous, "REDIS_PORT"), unix_socket=True)
         env["REDIS_URL"] = redis_server.start()
         (data_dir / "dev.secrets").write_text(f"NOTIFY_API__SECRET_KEY={secret_key}\nREDIS_PORT={redis_server.port}\n")
     if not os.environ.get("AWS_ENDPOINT_URL"):

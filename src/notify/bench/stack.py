@@ -200,7 +200,7 @@ class BenchStack:
         if os.environ.get("REDIS_URL"):
             self.redis_url = os.environ["REDIS_URL"]
         else:
-            self._redis_server = EmbeddedRedis(self.workdir / "redis")
+            self._redis_server = EmbeddedRedis(self.workdir / "redis", unix_socket=True)
             self.redis_url = await asyncio.to_thread(self._redis_server.start)
         port = free_port()
         self.fake = self._spawn(
