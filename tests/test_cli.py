@@ -14,7 +14,7 @@ import httpx
 import pytest
 from dotenv import dotenv_values
 
-from notify.embedded import free_port
+from notify.embedded import UNIX_SOCKET_PATH_MAX, free_port
 from notify.settings import Settings
 from tests.cli_runner import invoke
 from tests.servers import Servers
@@ -84,6 +84,9 @@ def test_notify_dev_serves_a_first_notification(tmp_path: Path) -> None:
         values = dotenv_values(env_file)
         for name in ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "NOTIFY_API_KEY", "NOTIFY_EMAIL_TEMPLATE_ID"):
             assert values.get(name), name
+        socket_path = data_dir.resolve() / "redis" / "redis.sock"
+        if len(bytes(socket_path)) <= UNIX_SOCKET_PATH_MAX:  # pytest's temporary directories are short enough
+            assert values["REDIS_URL"] == f"unix://{socket_path}?db=0", "the embedded Redis is reached on its socket"
         base = values["NOTIFY_BASE_URL"]
         headers = {"Authorization": f"ApiKey-v1 {values['NOTIFY_API_KEY']}"}
         response = httpx.post(
