@@ -52,6 +52,7 @@ _SQS_JSON = b"application/x-amz-json-1.0"
 _XML = b"text/xml"
 _SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
 _MAX_SQS_BATCH = 10
+_ADMIN_PREFIX = "/_fake/"  # the fake's own routes: stats, reset, recorded sends, queues, config
 _RUNTIME_FIELDS = frozenset(
     {"latency_s", "error_rate", "seed", "fail_first_n", "sqs_visibility_timeout_s", "sqs_max_wait_s"}
 )
@@ -292,10 +293,10 @@ class FakeAws:
         self, method: str, path: str, query_string: bytes, headers: dict[bytes, bytes], body: bytes
     ) -> _Reply:
         """Answer one request (header names in lower case), as both servers of the fake do."""
-        if path.startswith("/_fake/"):
+        if path.startswith(_ADMIN_PREFIX):
             return self._admin(method, path, query_string, body)
         if not signed(headers):
-            return self._unsigned()
+            return self._bad(403, "MissingAuthenticationTokenException", "request is not signed with SigV4")
         if self.config.latency_s > 0:
             await asyncio.sleep(self.config.latency_s)
         if _is_sqs(method, path, headers):
@@ -306,7 +307,7 @@ class FakeAws:
     @staticmethod
     def answered_now(method: str, path: str, headers: dict[bytes, bytes]) -> bool:
         """Whether `answer` ends in `answer_now` once the latency is over: a signed request, neither admin nor SQS."""
-        return not path.startswith("/_fake/") and signed(headers) and not _is_sqs(method, path, headers)
+        return not path.startswith(_ADMIN_PREFIX) and signed(headers) and not _is_sqs(method, path, headers)
 
     def answer_now(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> _Reply:
         """Answer a signed AWS request that needs no waiting of its own (anything but SQS), once its latency is over."""
@@ -317,9 +318,6 @@ class FakeAws:
         if method == "POST" and path == "/" and headers.get(b"content-type", b"").startswith(b"application/x-www-"):
             return self._query(body)
         return self._bad(400, "UnknownOperationException", f"fake AWS has no route for {method} {path}")
-
-    def _unsigned(self) -> _Reply:
-        return self._bad(403, "MissingAuthenticationTokenException", "request is not signed with SigV4")
 
     def _bad(self, status: int, code: str, message: str) -> _Reply:
         self.counters.bad_requests += 1
